@@ -1,0 +1,187 @@
+"""Whole datasets as normalized float tensors, read from torchvision's on-disk layout.
+
+We parse torchvision's files ourselves (idx for MNIST-likes, pickled batches for CIFAR) instead of
+going through the torchvision dataset classes: those decode one PIL image per sample, verify
+md5 sums (which rejects the small fake files our tests write), and extract archives next to
+read-only sources. torchvision is still what downloads a missing dataset on a connected machine.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset's files are missing and could not be downloaded."""
+
+
+@dataclass
+class TensorData:
+    name: str
+    x_train: torch.Tensor  # float32, normalized, (N, C, H, W)
+    y_train: torch.Tensor  # int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def resolve_data_root(root: str | None) -> Path:
+    """`data.root` from the config, else $CL_BENCH_DATA, else the user cache directory."""
+    if root:
+        return Path(root).expanduser()
+    if os.environ.get("CL_BENCH_DATA"):
+        return Path(os.environ["CL_BENCH_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "cl-bench"
+
+
+def _normalize(images_uint8: np.ndarray, mean, std) -> torch.Tensor:
+    x = torch.from_numpy(images_uint8).float().div_(255.0)
+    mean = torch.tensor(mean).view(1, -1, 1, 1)
+    std = torch.tensor(std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+# --- MNIST-like (idx files) ---------------------------------------------------------------------
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = bytearray(f.read())  # writable, so torch can wrap it without a copy warning
+    magic = int.from_bytes(raw[0:4], "big")
+    if magic >> 8 != 0x08:  # 0x08: unsigned byte data, the only type MNIST-likes use
+        raise DataUnavailableError(f"{path}: not an idx file of unsigned bytes (magic {magic:#x})")
+    ndim = magic & 0xFF
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DataUnavailableError(f"{path}: truncated idx file ({data.size} of {np.prod(shape)} values)")
+    return data.reshape(shape)
+
+
+def _find_idx(raw_dir: Path, stem: str) -> Path | None:
+    for candidate in (raw_dir / stem, raw_dir / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _load_mnist_like(name: str, folder: str, tv_class: str, mean, std, root: Path, download: bool) -> TensorData:
+    raw_dir = root / folder / "raw"
+    paths = {f: _find_idx(raw_dir, f) for pair in _IDX_FILES.values() for f in pair}
+    if any(p is None for p in paths.values()):
+        _download(name, tv_class, root, download, searched=raw_dir)
+        paths = {f: _find_idx(raw_dir, f) for f in paths}
+    arrays = {}
+    for split, (images, labels) in _IDX_FILES.items():
+        arrays[split] = (_read_idx(paths[images])[:, None], _read_idx(paths[labels]).astype(np.int64))
+    return TensorData(
+        name=name,
+        x_train=_normalize(arrays["train"][0], mean, std),
+        y_train=torch.from_numpy(arrays["train"][1]),
+        x_test=_normalize(arrays["test"][0], mean, std),
+        y_test=torch.from_numpy(arrays["test"][1]),
+        n_classes=10,
+    )
+
+
+# --- CIFAR (pickled python batches) -------------------------------------------------------------
+
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10, "CIFAR10"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", 100, "CIFAR100"),
+}
+_CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def _load_cifar(name: str, root: Path, download: bool) -> TensorData:
+    folder, train_files, test_files, label_key, n_classes, tv_class = _CIFAR[name]
+    base = root / folder
+    if not all((base / f).is_file() for f in train_files + test_files):
+        _download(name, tv_class, root, download, searched=base)
+
+    def read(files):
+        xs, ys = [], []
+        for f in files:
+            with open(base / f, "rb") as fh:
+                entry = pickle.load(fh, encoding="latin1")
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry[label_key], dtype=np.int64))
+        return _normalize(np.concatenate(xs), _CIFAR_MEAN, _CIFAR_STD), torch.from_numpy(np.concatenate(ys))
+
+    x_train, y_train = read(train_files)
+    x_test, y_test = read(test_files)
+    return TensorData(name, x_train, y_train, x_test, y_test, n_classes)
+
+
+# --- scikit-learn digits (embedded, no download) ------------------------------------------------
+
+def _load_digits(root: Path, download: bool) -> TensorData:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None]  # 8x8, values 0..16
+    # A fixed split, independent of the run seed, so every run is scored on the same test set.
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, digits.target, test_size=0.3, stratify=digits.target, random_state=0
+    )
+    mean, std = float(x_tr.mean()), float(x_tr.std())
+    to_x = lambda a: (torch.from_numpy(a) - mean) / std  # noqa: E731
+    to_y = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
+    return TensorData("digits", to_x(x_tr), to_y(y_tr), to_x(x_te), to_y(y_te), 10)
+
+
+def _download(name: str, tv_class: str, root: Path, download: bool, searched: Path) -> None:
+    how = (
+        f"place torchvision's {tv_class} files there, point data.root (or $CL_BENCH_DATA) at a folder "
+        f"that has them, or run with data.download=true on a connected machine"
+    )
+    if not download:
+        raise DataUnavailableError(f"dataset '{name}' not found in {searched}; {how}")
+    import torchvision.datasets as tvd
+
+    try:
+        for train in (True, False):
+            getattr(tvd, tv_class)(root=str(root), train=train, download=True)
+    except Exception as exc:  # network errors come in many types; all mean the same to the user
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataUnavailableError(
+            f"dataset '{name}' not found in {searched} and download failed ({first_line}); {how}"
+        ) from None
+
+
+_LOADERS: dict[str, Callable[[Path, bool], TensorData]] = {
+    "digits": _load_digits,
+    "mnist": lambda root, dl: _load_mnist_like("mnist", "MNIST", "MNIST", (0.1307,), (0.3081,), root, dl),
+    "fmnist": lambda root, dl: _load_mnist_like("fmnist", "FashionMNIST", "FashionMNIST", (0.2860,), (0.3530,), root, dl),
+    "cifar10": lambda root, dl: _load_cifar("cifar10", root, dl),
+    "cifar100": lambda root, dl: _load_cifar("cifar100", root, dl),
+}
+
+
+def list_datasets() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> TensorData:
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset '{name}'; available: {', '.join(list_datasets())}")
+    return _LOADERS[name](resolve_data_root(str(root) if root else None), download)

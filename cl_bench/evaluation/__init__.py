@@ -1,0 +1,1 @@
+"""Evaluation: accuracy of a model on experiences, and metrics as pure functions of results."""

@@ -1,0 +1,1 @@
+"""Model builders. Each module registers `build(cfg, n_classes, input_shape, n_heads)`."""

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from cl_bench.models.heads import classifier
+from cl_bench.registry import register_model
+
+
+@register_model("mlp")
+def build(cfg, n_classes: int, input_shape, n_heads: int | None = None) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for hidden in cfg.hidden_sizes:
+        layers += [nn.Linear(width, int(hidden)), nn.ReLU()]
+        if cfg.get("dropout", 0.0):
+            layers.append(nn.Dropout(float(cfg.dropout)))
+        width = int(hidden)
+    return classifier(nn.Sequential(*layers), width, n_classes, n_heads)

@@ -1,0 +1,1 @@
+"""Run outputs: results.json written atomically, per-experience progress as JSON lines."""

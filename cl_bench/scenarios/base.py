@@ -1,0 +1,66 @@
+"""What every scenario builder returns: Avalanche streams plus the tensors behind them.
+
+Experiences are Avalanche datasets over in-memory tensors, so any Avalanche strategy or plugin
+works on them; the raw per-experience test tensors are kept too, because evaluation is much
+faster as a few big forward passes than through Avalanche's evaluation loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from avalanche.benchmarks.scenarios import CLScenario
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
+
+
+@dataclass
+class Experience:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    task_label: int = 0
+    classes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Scenario:
+    name: str
+    experiences: list[Experience]
+    n_classes: int  # output units of a single head, or of each head when multi_head
+    input_shape: tuple[int, ...]
+    multi_head: bool = False  # task-incremental: one head per experience, task labels given
+    benchmark: CLScenario = field(init=False)
+
+    def __post_init__(self):
+        def dataset(x, y, t):
+            return _make_taskaware_tensor_classification_dataset(x, y, task_labels=t)
+
+        self.benchmark = with_task_labels(
+            benchmark_from_datasets(
+                train=[dataset(e.x_train, e.y_train, e.task_label) for e in self.experiences],
+                test=[dataset(e.x_test, e.y_test, e.task_label) for e in self.experiences],
+            )
+        )
+
+    @property
+    def n_experiences(self) -> int:
+        return len(self.experiences)
+
+    @property
+    def n_heads(self) -> int | None:
+        return self.n_experiences if self.multi_head else None
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "n_experiences": self.n_experiences,
+            "n_classes": self.n_classes,
+            "input_shape": list(self.input_shape),
+            "multi_head": self.multi_head,
+            "classes_per_experience": [e.classes for e in self.experiences],
+            "train_sizes": [len(e.y_train) for e in self.experiences],
+            "test_sizes": [len(e.y_test) for e in self.experiences],
+        }
