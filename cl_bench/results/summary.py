@@ -12,9 +12,9 @@ def format_summary(results: dict) -> str:
     for i, row in enumerate(R):
         cells = " ".join(f"{100 * a:6.1f}" for a in row)
         lines.append(f"{first_row + i:>9} | {cells} | {100 * sum(row) / len(row):5.1f}")
-    fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     lines.append(
-        f"final accuracy {fmt(metrics['acc'])}%  forgetting {fmt(metrics['forgetting'])}%  "
-        f"BWT {fmt(metrics['bwt'])}%  ({results['wall_time_s']:.1f} s)"
+        f"final accuracy {fmt(metrics['acc'])}  forgetting {fmt(metrics['forgetting'])}  "
+        f"BWT {fmt(metrics['bwt'])}  ({results['wall_time_s']:.1f} s)"
     )
     return "\n".join(lines)

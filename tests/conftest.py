@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from cl_bench.cli import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+# Real MNIST lives in ../shared/data beside the repository (CI has it); CL_BENCH_TEST_DATA overrides.
+SHARED_DATA = Path(os.environ.get("CL_BENCH_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+def compose_config(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=["device=cpu", *overrides])
+
+
+@pytest.fixture
+def run_job(tmp_path):
+    """Compose a config the way the CLI does and run it in-process; returns results.json's dict."""
+    from cl_bench.run import run
+
+    def _run(overrides: list[str], name: str = "run") -> dict:
+        return run(compose_config(overrides), tmp_path / name)
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def shared_mnist_root() -> Path:
+    root = SHARED_DATA
+    assert (root / "MNIST" / "raw").is_dir(), f"real MNIST expected in {root}/MNIST/raw (see ../shared/data/README.md)"
+    return root
+
+
+# --- fake datasets in torchvision's on-disk formats ---------------------------------------------
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def write_fake_mnist_like(root: Path, folder: str, n_train=200, n_test=100, compress=True, seed=0) -> None:
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), compress)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, compress)
+
+
+def write_fake_cifar(root: Path, n_classes: int, per_file=100, seed=0) -> None:
+    rng = np.random.default_rng(seed)
+    if n_classes == 10:
+        folder, train_files, test_files, key = "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels"
+    else:
+        folder, train_files, test_files, key = "cifar-100-python", ["train"], ["test"], "fine_labels"
+    base = root / folder
+    base.mkdir(parents=True, exist_ok=True)
+    for name in train_files + test_files:
+        entry = {"data": rng.integers(0, 256, (per_file, 3 * 32 * 32), dtype=np.uint8),
+                 key: [int(i % n_classes) for i in range(per_file)]}
+        with open(base / name, "wb") as f:
+            pickle.dump(entry, f)
+
+
+@pytest.fixture(scope="session")
+def fake_data_root(tmp_path_factory, shared_mnist_root) -> Path:
+    """A data root holding fake Fashion-MNIST and CIFAR files plus a link to the real MNIST."""
+    root = tmp_path_factory.mktemp("data")
+    write_fake_mnist_like(root, "FashionMNIST")
+    write_fake_cifar(root, 10)
+    write_fake_cifar(root, 100, per_file=500)
+    (root / "MNIST").symlink_to(shared_mnist_root / "MNIST")
+    return root
+
+
+def tiny(overrides: list[str]) -> list[str]:
+    """Overrides that make any job small enough for a smoke test."""
+    return ["train.epochs=1", "train.batch_size=64", *overrides]
+
+
+__all__ = ["compose_config", "write_fake_mnist_like", "write_fake_cifar", "tiny", "OmegaConf"]

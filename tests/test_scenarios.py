@@ -1,0 +1,93 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from cl_bench.registry import SCENARIOS, list_scenarios
+from tests.conftest import compose_config
+
+
+def build(name: str, root, seed=0, **overrides):
+    cfg = compose_config([f"scenario={name}"]).scenario
+    cfg = OmegaConf.merge(cfg, overrides)
+    return SCENARIOS.build(name, cfg, root, seed)
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+def test_every_registered_scenario_builds_consistent_streams(name, fake_data_root):
+    scenario = build(name, fake_data_root, n_experiences=2 if "cifar" not in name else 5)
+    bench = scenario.benchmark
+    assert len(bench.train_stream) == len(bench.test_stream) == scenario.n_experiences
+    for exp, raw in zip(bench.train_stream, scenario.experiences):
+        assert len(exp.dataset) == len(raw.y_train) > 0
+        x, y, t = exp.dataset[0]
+        assert tuple(x.shape) == scenario.input_shape and t == raw.task_label
+        assert int(raw.y_train.max()) < scenario.n_classes
+
+
+@pytest.mark.parametrize("name", ["split_digits", "split_mnist"])
+def test_class_incremental_experiences_have_disjoint_classes(name, fake_data_root):
+    scenario = build(name, fake_data_root)
+    seen = set()
+    for exp in scenario.experiences:
+        classes = set(exp.y_train.tolist())
+        assert classes == set(exp.classes) == set(exp.y_test.tolist())
+        assert not classes & seen
+        seen |= classes
+    assert seen == set(range(10))
+
+
+def test_class_order_fixed_and_seeded():
+    fixed = build("split_digits", None, class_order=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    assert fixed.experiences[0].classes == [9, 8]
+    a = build("split_digits", None, seed=1, shuffle_classes=True)
+    b = build("split_digits", None, seed=1, shuffle_classes=True)
+    c = build("split_digits", None, seed=2, shuffle_classes=True)
+    assert [e.classes for e in a.experiences] == [e.classes for e in b.experiences]
+    assert [e.classes for e in a.experiences] != [e.classes for e in c.experiences]
+
+
+def test_bad_class_order_and_experience_count_are_clear():
+    with pytest.raises(ValueError, match="scenario.class_order must be a permutation"):
+        build("split_digits", None, class_order=[0, 1, 2])
+    with pytest.raises(ValueError, match="scenario.n_experiences must divide the 10 classes"):
+        build("split_digits", None, n_experiences=3)
+
+
+def test_task_incremental_relabels_within_task_and_sets_task_labels():
+    scenario = build("split_digits", None, task_labels=True, class_order=[4, 7, 0, 1, 2, 3, 5, 6, 8, 9])
+    assert scenario.multi_head and scenario.n_heads == 5 and scenario.n_classes == 2
+    first = scenario.experiences[0]
+    assert first.classes == [4, 7] and set(first.y_train.tolist()) == {0, 1}
+    assert [e.task_label for e in scenario.experiences] == [0, 1, 2, 3, 4]
+    assert [exp.task_label for exp in scenario.benchmark.train_stream] == [0, 1, 2, 3, 4]
+
+
+def test_permuted_stream_starts_plain_and_permutes_pixels_consistently():
+    scenario = build("permuted_digits", None, n_experiences=3)
+    plain, p1, p2 = scenario.experiences
+    assert torch.equal(plain.y_train, p1.y_train)
+    assert not torch.equal(plain.x_train, p1.x_train) and not torch.equal(p1.x_train, p2.x_train)
+    # a permutation: every image keeps its multiset of pixel values
+    assert torch.equal(plain.x_train.flatten(1).sort().values, p1.x_train.flatten(1).sort().values)
+    # the same permutation for train and test: each permuted pixel has a source pixel that
+    # matches it on every training image and on every test image
+    tr_plain, tr_perm = plain.x_train.flatten(1), p1.x_train.flatten(1)
+    te_plain, te_perm = plain.x_test.flatten(1), p1.x_test.flatten(1)
+    for k in range(0, 64, 7):
+        sources = (tr_plain == tr_perm[:, k:k + 1]).all(0).nonzero().flatten()
+        assert any(torch.equal(te_plain[:, c], te_perm[:, k]) for c in sources.tolist())
+
+
+def test_rotated_stream_rotates_by_angle_step():
+    scenario = build("rotated_digits", None, n_experiences=3, angle_step=90)
+    plain, r90, r180 = scenario.experiences
+    assert torch.allclose(r90.x_train, torch.rot90(plain.x_train, 1, dims=(2, 3)), atol=1e-5)
+    assert torch.allclose(r180.x_test, torch.rot90(plain.x_test, 2, dims=(2, 3)), atol=1e-5)
+
+
+def test_real_rotated_mnist_angles_differ(shared_mnist_root):
+    small = build("rotated_mnist", shared_mnist_root, n_experiences=2, angle_step=10)
+    large = build("rotated_mnist", shared_mnist_root, n_experiences=2, angle_step=80)
+    d_small = (small.experiences[1].x_test - small.experiences[0].x_test).abs().mean()
+    d_large = (large.experiences[1].x_test - large.experiences[0].x_test).abs().mean()
+    assert 0 < d_small < d_large
