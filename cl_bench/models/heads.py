@@ -29,6 +29,8 @@ class MultiHeadClassifier(MultiTaskModule):
         return self.heads[task_label](self.trunk(x))
 
     def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
+        if task_labels is None:  # Avalanche's convention (used by LwF): every seen head, as a dict
+            return self.forward_all_tasks(x)
         features = self.trunk(x)
         if isinstance(task_labels, int):
             return self.heads[task_labels](features)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from avalanche.benchmarks.scenarios import CLScenario
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
 
@@ -38,12 +39,14 @@ class Scenario:
         def dataset(x, y, t):
             return _make_taskaware_tensor_classification_dataset(x, y, task_labels=t)
 
-        self.benchmark = with_task_labels(
+        # Task labels and class timelines (classes_in_this_experience, ...) on every experience:
+        # Avalanche's dynamic modules and several plugins read them.
+        self.benchmark = with_classes_timeline(with_task_labels(
             benchmark_from_datasets(
                 train=[dataset(e.x_train, e.y_train, e.task_label) for e in self.experiences],
                 test=[dataset(e.x_test, e.y_test, e.task_label) for e in self.experiences],
             )
-        )
+        ))
 
     @property
     def n_experiences(self) -> int:
