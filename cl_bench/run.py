@@ -22,9 +22,6 @@ from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
 from cl_bench.results.files import append_jsonl, write_json_atomic
 from cl_bench.results.summary import format_summary
 
-# Avalanche 0.6.0 warns about its own deprecated internals on every experience.
-warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"avalanche\.")
-
 RESULTS_FILE = "results.json"
 PROGRESS_FILE = "progress.jsonl"
 

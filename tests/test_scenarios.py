@@ -91,3 +91,14 @@ def test_real_rotated_mnist_angles_differ(shared_mnist_root):
     d_small = (small.experiences[1].x_test - small.experiences[0].x_test).abs().mean()
     d_large = (large.experiences[1].x_test - large.experiences[0].x_test).abs().mean()
     assert 0 < d_small < d_large
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+def test_every_registered_scenario_runs_a_tiny_job(name, fake_data_root, run_job):
+    results = run_job([
+        f"scenario={name}", "scenario.n_experiences=2" if "cifar" not in name else "scenario.n_experiences=5",
+        f"data.root={fake_data_root}", "strategy=naive", "model.hidden_sizes=[32]",
+        "train.epochs=1", "train.batch_size=256",
+    ])
+    assert results["status"] == "completed"
+    assert len(results["acc_matrix"]) == results["scenario"]["n_experiences"]

@@ -1,0 +1,78 @@
+"""The command line as a user meets it: `cl-bench` (python -m cl_bench), sweeps, one-line errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def cl_bench(*args, cwd):
+    flags = [a for a in args if a.startswith("-")]  # argparse wants flags before the overrides
+    overrides = [a for a in args if not a.startswith("-")]
+    return subprocess.run(
+        [sys.executable, "-m", "cl_bench", *flags, "device=cpu", *overrides],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_default_run_prints_summary_and_writes_results(tmp_path):
+    proc = cl_bench(f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "split_digits / replay / seed 0" in proc.stdout and "final accuracy" in proc.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "completed"
+    assert results["config"]["strategy"]["name"] == "replay"
+    assert results["scenario"]["classes_per_experience"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert len(results["acc_matrix"]) == 5 and results["metrics"]["acc"] > 0.6
+    for key in ("acc", "forgetting", "bwt"):
+        assert key in results["metrics"]
+    for key in ("wall_time_s", "train_time_s", "peak_memory", "versions", "git_commit", "seed"):
+        assert key in results
+    assert results["versions"]["avalanche-lib"] == "0.6.0"
+    progress = (tmp_path / "run" / "progress.jsonl").read_text().splitlines()
+    assert [json.loads(line)["experience"] for line in progress] == [0, 1, 2, 3, 4]
+
+
+def test_multirun_sweeps_strategies_and_seeds(tmp_path):
+    proc = cl_bench("-m", "strategy=naive,replay", "seed=0,1", "train.epochs=1",
+                    f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    found = sorted(
+        (r["strategy"], r["seed"]) for r in
+        (json.loads(p.read_text()) for p in Path(tmp_path / "sweep").glob("*/results.json"))
+    )
+    assert found == [("naive", 0), ("naive", 1), ("replay", 0), ("replay", 1)]
+
+
+def test_unknown_registered_name_is_one_line(tmp_path):
+    proc = cl_bench("strategy.name=nope", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "cl-bench: error: unknown strategy 'nope'; registered: cumulative, ewc, joint, lwf, naive, replay"
+    ]
+    # a failed run is marked failed, never left looking complete
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "failed" and "metrics" not in results
+
+
+def test_missing_data_is_one_line(tmp_path):
+    proc = cl_bench("scenario=split_fmnist", "scenario.download=false", f"data.root={tmp_path}/empty",
+                    f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "dataset 'fmnist' not found in" in lines[0] and "FashionMNIST" in lines[0]
+
+
+def test_bad_device_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cl_bench", "device=tpu", f"hydra.run.dir={tmp_path}/run"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["cl-bench: error: device must be auto, cpu, cuda or cuda:N, got 'tpu'"]
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "cl-bench"
+    assert script.exists(), "pip install -e . should install the cl-bench console script"
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and "scenario: " in proc.stdout
