@@ -24,6 +24,9 @@ from cl_bench.results.summary import format_summary
 
 RESULTS_FILE = "results.json"
 PROGRESS_FILE = "progress.jsonl"
+CURVES_FILE = "curves.csv"
+PLOT_FILE = "curves.png"
+MODEL_FILE = "model.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -86,6 +89,43 @@ def peak_memory_mb(device: torch.device) -> dict:
     return out
 
 
+def build_continual_evaluation(cfg: DictConfig, scenario, device, output_dir: Path):
+    if cfg.eval.name == "off":
+        return None
+    if cfg.eval.name != "continual":
+        raise ValueError(f"eval must be continual or off, got '{cfg.eval.name}'")
+    from cl_bench.evaluation.continual import ContinualEvaluationPlugin
+
+    e = cfg.eval
+    return ContinualEvaluationPlugin(
+        scenario.experiences, device, samples_per_task=int(e.samples_per_task), period=int(e.period),
+        include_unseen=bool(e.include_unseen), resample_each_eval=bool(e.resample_each_eval),
+        batch_size=int(cfg.train.eval_batch_size), seed=int(e.subset_seed), curves_path=output_dir / CURVES_FILE,
+    )
+
+
+def finish_continual_evaluation(cfg: DictConfig, continual, results: dict, output_dir: Path) -> None:
+    from cl_bench.evaluation.plots import plot_curves
+    from cl_bench.evaluation.stability import continual_metrics
+
+    e = cfg.eval
+    curves = continual.curves()
+    results["metrics"].update(continual_metrics(
+        curves, windows=tuple(int(w) for w in e.windows), beta=int(e.lca_beta), eps=float(e.recovery_eps)))
+    # The metrics depend on all of these: record them with the numbers.
+    results["continual_evaluation"] = {
+        "period": int(e.period), "samples_per_task": continual.sizes, "subset_seed": int(e.subset_seed),
+        "resample_each_eval": bool(e.resample_each_eval), "include_unseen": bool(e.include_unseen),
+        "windows": [int(w) for w in e.windows], "lca_beta": int(e.lca_beta), "recovery_eps": float(e.recovery_eps),
+        "indexing": "after every period-th update, plus one before each experience's first update",
+        "evaluations": len(curves.iteration), "eval_time_s": continual.seconds,
+        "curves_file": CURVES_FILE,
+    }
+    if e.plot:
+        title = f"{cfg.scenario.name} / {cfg.strategy.name} / seed {cfg.seed}"
+        plot_curves(curves, output_dir / PLOT_FILE, title)
+
+
 def run(cfg: DictConfig, output_dir: Path) -> dict:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -107,16 +147,21 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["scenario"] = scenario.describe()
         model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
+        continual = build_continual_evaluation(cfg, scenario, device, output_dir)
         strategy = STRATEGIES.build(
             cfg.strategy.name, cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
             train_mb_size=int(cfg.train.batch_size), train_epochs=int(cfg.train.epochs),
             eval_mb_size=int(cfg.train.eval_batch_size), device=device, evaluator=quiet_evaluator(),
+            plugins=[continual] if continual else [],
         )
         train_stream = scenario.benchmark.train_stream
         from avalanche.training.supervised import JointTraining
 
         # Joint training is offline: one call on the whole stream, one row of results.
-        steps = [list(train_stream)] if isinstance(strategy, JointTraining) else list(train_stream)
+        offline = isinstance(strategy, JointTraining)
+        steps = [list(train_stream)] if offline else list(train_stream)
+        if continual:
+            continual.all_tasks_seen = offline
         train_time = 0.0
         for step in steps:
             t0 = time.perf_counter()
@@ -126,8 +171,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             results["acc_matrix"].append(row)
             append_jsonl(output_dir / PROGRESS_FILE, {"experience": len(results["acc_matrix"]) - 1, "accuracy": row})
         results["metrics"] = task_end_metrics(results["acc_matrix"])
-        results["status"] = "completed" if np.isfinite(results["acc_matrix"][-1]).all() else "diverged"
         results["train_time_s"] = train_time
+        if continual:
+            finish_continual_evaluation(cfg, continual, results, output_dir)
+        torch.save(model.state_dict(), output_dir / MODEL_FILE)
+        finite = all(torch.isfinite(p).all() for p in model.parameters())
+        results["status"] = "completed" if finite else "diverged"
     except BaseException as exc:
         results["status"] = "failed"
         results["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
