@@ -1,13 +1,18 @@
 """Experience replay with a bounded memory (Avalanche's ReplayPlugin).
 
-Each training minibatch of new data is concatenated with a minibatch of the same size drawn from
-memory (the effective batch doubles once memory is non-empty). The buffer is updated at the END
-of each experience under the chosen storage policy:
+By default each training minibatch of new data is concatenated with a minibatch of the same size
+drawn from memory (the effective batch doubles once memory is non-empty), i.e. new and replayed
+samples weigh equally in one mean loss. With `new_data_weight` set, the memory batch is drawn
+separately and loss = w * CE(new batch) + (1 - w) * CE(memory batch), the ER of the
+stability-gap paper (w = 0.3). The buffer is updated at the END of each experience under the
+chosen storage policy:
 - experience_balanced: equal share of the memory per past experience (Avalanche's default);
 - class_balanced: equal share per seen class;
 - reservoir: reservoir sampling over the experiences' data, applied at experience end (not the
   per-sample online reservoir of the online-CL literature).
 """
+import torch
+from avalanche.models.utils import avalanche_forward
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import (
     ClassBalancedBuffer,
@@ -25,6 +30,33 @@ STORAGE_POLICIES = {
 }
 
 
+class WeightedReplayPlugin(ReplayPlugin):
+    """Replay with its own memory batch and a weighted loss; Avalanche's buffer management."""
+
+    def __init__(self, new_data_weight: float, **kwargs):
+        super().__init__(**kwargs)
+        self.new_data_weight = new_data_weight
+        self.memory = None
+
+    def before_training_exp(self, strategy, **kwargs):
+        # Keep the strategy's own loader over new data; hold the memory as tensors on the device.
+        buffer = self.storage_policy.buffer
+        self.memory = None
+        if len(buffer) > 0:
+            x, y, t = next(iter(torch.utils.data.DataLoader(buffer, batch_size=len(buffer))))
+            self.memory = (x.to(strategy.device), y.to(strategy.device), t.to(strategy.device))
+
+    def before_backward(self, strategy, **kwargs):
+        if self.memory is None:
+            return
+        x, y, t = self.memory
+        size = min(self.batch_size_mem or strategy.train_mb_size, len(y))
+        idx = torch.randperm(len(y))[:size].to(strategy.device)  # a batch without repeats
+        replay_loss = strategy._criterion(avalanche_forward(strategy.model, x[idx], t[idx]), y[idx])
+        w = self.new_data_weight
+        strategy.loss = w * strategy.loss + (1 - w) * replay_loss
+
+
 @register_strategy("replay")
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if cfg.storage_policy not in STORAGE_POLICIES:
@@ -33,11 +65,18 @@ def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedT
         )
     if int(cfg.mem_size) < 1:
         raise ValueError(f"strategy.mem_size must be >= 1, got {cfg.mem_size}")
-    replay = ReplayPlugin(
+    common_args = dict(
         mem_size=int(cfg.mem_size),
         batch_size_mem=cfg.get("batch_size_mem"),
         storage_policy=STORAGE_POLICIES[cfg.storage_policy](int(cfg.mem_size)),
     )
+    w = cfg.get("new_data_weight")
+    if w is None:
+        replay = ReplayPlugin(**common_args)
+    elif 0.0 <= float(w) <= 1.0:
+        replay = WeightedReplayPlugin(float(w), **common_args)
+    else:
+        raise ValueError(f"strategy.new_data_weight must be null or in [0, 1], got {w}")
     return SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=criterion, plugins=[replay, *plugins], **common
     )

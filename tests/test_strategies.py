@@ -2,6 +2,8 @@
 expects on split_digits hold (joint high, naive forgets, replay helps a lot)."""
 import math
 
+import torch
+
 import pytest
 
 from cl_bench.registry import list_strategies
@@ -76,3 +78,28 @@ def test_same_seed_same_result(run_job):
     c = run_job(tiny(["strategy=replay", "seed=4"]), name="c")
     assert a["acc_matrix"] == b["acc_matrix"]
     assert a["acc_matrix"] != c["acc_matrix"]
+
+
+def test_weighted_replay_combines_new_and_memory_losses():
+    from types import SimpleNamespace
+
+    from strategies.replay import WeightedReplayPlugin
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    criterion = torch.nn.CrossEntropyLoss()
+    plugin = WeightedReplayPlugin(0.3, mem_size=4, batch_size_mem=4)
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    plugin.memory = (x, y, torch.zeros(4, dtype=torch.long))
+    strategy = SimpleNamespace(model=model, _criterion=criterion, loss=torch.tensor(2.0),
+                               train_mb_size=4, device=torch.device("cpu"))
+    plugin.before_backward(strategy)
+    # the memory batch is the whole (4-sample) memory, in some order: CE's mean does not care
+    assert strategy.loss.item() == pytest.approx(0.3 * 2.0 + 0.7 * criterion(model(x), y).item(), rel=1e-5)
+
+
+def test_weighted_replay_on_digits(run_job):
+    weighted = run_job(["strategy=replay", "strategy.new_data_weight=0.3", "strategy.storage_policy=class_balanced"])
+    assert weighted["metrics"]["acc"] >= 0.75
+    with pytest.raises(ValueError, match=r"strategy.new_data_weight must be null or in \[0, 1\]"):
+        run_job(["strategy=replay", "strategy.new_data_weight=1.5"])
