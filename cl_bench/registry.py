@@ -68,11 +68,16 @@ class Registry:
 SCENARIOS = Registry("scenario", modules=("cl_bench.scenarios",))
 MODELS = Registry("model", modules=("cl_bench.models",))
 STRATEGIES = Registry("strategy", modules=("strategies",), entry_point_group="cl_bench.strategies")
+# Add-ons are plugins that compose with any strategy (`+addons=refresh`): they live beside the
+# strategies and register with `@register_addon(name)`: build(cfg, seed) -> Avalanche plugin.
+ADDONS = Registry("addon", modules=("strategies",), entry_point_group="cl_bench.addons")
 
 register_scenario = SCENARIOS.register
 register_model = MODELS.register
 register_strategy = STRATEGIES.register
+register_addon = ADDONS.register
 
 list_scenarios = SCENARIOS.names
 list_models = MODELS.names
 list_strategies = STRATEGIES.names
+list_addons = ADDONS.names

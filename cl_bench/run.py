@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
-from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
+from cl_bench.registry import ADDONS, MODELS, SCENARIOS, STRATEGIES
 from cl_bench.results.files import append_jsonl, write_json_atomic
 from cl_bench.results.summary import format_summary
 
@@ -148,11 +148,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
         continual = build_continual_evaluation(cfg, scenario, device, output_dir)
+        addons = [ADDONS.build(name, addon_cfg, seed=int(cfg.seed)) for name, addon_cfg in cfg.get("addons", {}).items()]
         strategy = STRATEGIES.build(
             cfg.strategy.name, cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
             train_mb_size=int(cfg.train.batch_size), train_epochs=int(cfg.train.epochs),
             eval_mb_size=int(cfg.train.eval_batch_size), device=device, evaluator=quiet_evaluator(),
-            plugins=[continual] if continual else [],
+            plugins=[*addons, *([continual] if continual else [])],
         )
         train_stream = scenario.benchmark.train_stream
         from avalanche.training.supervised import JointTraining
