@@ -20,6 +20,7 @@ from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
 from cl_bench.registry import ADDONS, MODELS, SCENARIOS, STRATEGIES
 from cl_bench.results.files import append_jsonl, write_json_atomic
+from cl_bench.results.footprint import held_memory_bytes
 from cl_bench.results.summary import format_summary
 
 RESULTS_FILE = "results.json"
@@ -175,6 +176,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["train_time_s"] = train_time
         if continual:
             finish_continual_evaluation(cfg, continual, results, output_dir)
+        results["held_memory_bytes"] = held_memory_bytes(strategy)
         torch.save(model.state_dict(), output_dir / MODEL_FILE)
         finite = all(torch.isfinite(p).all() for p in model.parameters())
         results["status"] = "completed" if finite else "diverged"

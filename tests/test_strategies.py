@@ -103,3 +103,14 @@ def test_weighted_replay_on_digits(run_job):
     assert weighted["metrics"]["acc"] >= 0.75
     with pytest.raises(ValueError, match=r"strategy.new_data_weight must be null or in \[0, 1\]"):
         run_job(["strategy=replay", "strategy.new_data_weight=1.5"])
+
+
+def test_held_memory_is_reported(run_job):
+    n_params = 4 * (64 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10)  # MLP 400-400 on 8x8 digits, fp32
+    ewc = run_job(tiny(["strategy=ewc", "eval=off"]), name="ewc")["held_memory_bytes"]
+    assert ewc["plugins"]["EWCPlugin"] == 5 * 2 * n_params  # importance + anchor per experience
+    assert ewc["optimizer_state"] == n_params  # SGD momentum
+    classp = run_job(tiny(["strategy=classp", "eval=off"]), name="classp")["held_memory_bytes"]
+    assert classp["total"] == n_params  # one accumulator per weight
+    replay = run_job(tiny(["strategy=replay", "eval=off"]), name="replay")["held_memory_bytes"]
+    assert 200 * 64 * 4 <= replay["plugins"]["ReplayPlugin"] < 2 * 200 * 64 * 4
