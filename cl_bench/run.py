@@ -90,6 +90,14 @@ def peak_memory_mb(device: torch.device) -> dict:
     return out
 
 
+def epochs_per_experience(epochs, n_experiences: int) -> list[int]:
+    """`train.epochs` is one number for every experience, or a list with one per experience."""
+    values = list(epochs) if OmegaConf.is_list(epochs) else [epochs] * n_experiences
+    if len(values) != n_experiences or any(int(e) < 1 for e in values):
+        raise ValueError(f"train.epochs must be an int >= 1 or a list of {n_experiences} of them, got {epochs}")
+    return [int(e) for e in values]
+
+
 def build_continual_evaluation(cfg: DictConfig, scenario, device, output_dir: Path):
     if cfg.eval.name == "off":
         return None
@@ -148,11 +156,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["scenario"] = scenario.describe()
         model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
+        epochs = epochs_per_experience(cfg.train.epochs, scenario.n_experiences)
         continual = build_continual_evaluation(cfg, scenario, device, output_dir)
         addons = [ADDONS.build(name, addon_cfg, seed=int(cfg.seed)) for name, addon_cfg in cfg.get("addons", {}).items()]
         strategy = STRATEGIES.build(
             cfg.strategy.name, cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
-            train_mb_size=int(cfg.train.batch_size), train_epochs=int(cfg.train.epochs),
+            train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0],
             eval_mb_size=int(cfg.train.eval_batch_size), device=device, evaluator=quiet_evaluator(),
             plugins=[*addons, *([continual] if continual else [])],
         )
@@ -165,7 +174,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         if continual:
             continual.all_tasks_seen = offline
         train_time = 0.0
-        for step in steps:
+        for k, step in enumerate(steps):
+            strategy.train_epochs = epochs[k]
             t0 = time.perf_counter()
             strategy.train(step, eval_streams=[])
             train_time += time.perf_counter() - t0

@@ -114,3 +114,13 @@ def test_held_memory_is_reported(run_job):
     assert classp["total"] == n_params  # one accumulator per weight
     replay = run_job(tiny(["strategy=replay", "eval=off"]), name="replay")["held_memory_bytes"]
     assert 200 * 64 * 4 <= replay["plugins"]["ReplayPlugin"] < 2 * 200 * 64 * 4
+
+
+def test_epochs_per_experience(run_job):
+    results = run_job(["strategy=naive", "train.epochs=[1,1,1,1,3]", "train.batch_size=128"])
+    protocol = results["continual_evaluation"]
+    per_exp_updates = [-(-n // 128) for n in results["scenario"]["train_sizes"]]
+    expected = sum(per_exp_updates[:4]) + 3 * per_exp_updates[4] + 5
+    assert protocol["evaluations"] == expected
+    with pytest.raises(ValueError, match="train.epochs must be an int >= 1 or a list of 5"):
+        run_job(["train.epochs=[1,2]"])
