@@ -1,5 +1,7 @@
-"""One run: build everything from the config, train experience by experience, evaluate on every
-experience's full test set after each, and write results.json (atomically) into the run folder."""
+"""One run: build everything from the config, train experience by experience (continual
+evaluation rides along as a plugin), evaluate on every experience's full test set after each,
+and write results.json (atomically), the curves, their plot and the final weights into the run
+folder."""
 from __future__ import annotations
 
 import platform
