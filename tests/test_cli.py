@@ -48,9 +48,12 @@ def test_multirun_sweeps_strategies_and_seeds(tmp_path):
 def test_unknown_registered_name_is_one_line(tmp_path):
     proc = cl_bench("strategy.name=nope", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert proc.returncode == 2
+    from cl_bench.registry import list_strategies
+
     assert proc.stderr.strip().splitlines() == [
-        "cl-bench: error: unknown strategy 'nope'; registered: cumulative, ewc, joint, lwf, naive, replay"
+        f"cl-bench: error: unknown strategy 'nope'; registered: {', '.join(list_strategies())}"
     ]
+    assert "naive, replay" in proc.stderr
     # a failed run is marked failed, never left looking complete
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["status"] == "failed" and "metrics" not in results
