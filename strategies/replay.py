@@ -13,7 +13,7 @@ chosen storage policy:
 """
 import torch
 from avalanche.models.utils import avalanche_forward
-from avalanche.training.plugins import ReplayPlugin
+from avalanche.training.plugins import ReplayPlugin as AvalancheReplayPlugin
 from avalanche.training.storage_policy import (
     ClassBalancedBuffer,
     ExperienceBalancedBuffer,
@@ -28,6 +28,15 @@ STORAGE_POLICIES = {
     "class_balanced": lambda size: ClassBalancedBuffer(max_size=size, adaptive_size=True),
     "reservoir": lambda size: ReservoirSamplingBuffer(max_size=size),
 }
+
+
+class ReplayPlugin(AvalancheReplayPlugin):
+    """Avalanche's ReplayPlugin, updating its buffer through the storage policy's current API:
+    0.6.0's own plugin goes through the deprecated `update` (the same call inside) and prints a
+    DeprecationWarning at every experience."""
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.storage_policy.post_adapt(strategy, strategy.experience)
 
 
 class WeightedReplayPlugin(ReplayPlugin):
