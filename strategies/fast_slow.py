@@ -1,0 +1,101 @@
+"""Fast and slow weights for continual (few-shot) learning: this project's interpretation of
+Wang et al. 2021 (arXiv 2104.09034), whose abstract is all that is public: "a pair of fast/slow
+weights updated interdependently", with a two-step consolidation that learns the task sequence
+"without forgetting in the fast weights" and improves generalization "without overfitting in
+the slow weights". No official code exists; what is implemented here:
+
+- Fast weights are the network the optimizer trains, carried from task to task. Step 1 of the
+  consolidation, at the end of every experience: accumulate the diagonal empirical Fisher F
+  (squared minibatch gradients, at most `fisher_samples` samples) and anchor the fast weights
+  there; while later tasks train, loss += consolidation * sum_i F_i (w_i - anchor_i)^2
+  (learning without forgetting). consolidation = 0 is fine-tuning of the fast weights.
+- Slow weights start equal to the fast ones. Step 2, after step 1: slow <- slow + slow_step *
+  (fast - slow), a Reptile-style move with its own small rate (generalizing without
+  overfitting to the latest task). slow_step = 0 leaves them at their initial values.
+- `predict_with` (slow | fast) chooses the set the model holds after each experience, i.e. the
+  one task-end evaluation scores. Continual evaluation during an experience always sees the fast
+  weights being trained (the slow ones only move at experience ends).
+"""
+from __future__ import annotations
+
+import torch
+from avalanche.models.utils import avalanche_forward
+from avalanche.training.plugins import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
+
+from cl_bench.registry import register_strategy
+
+
+class FastSlowPlugin(SupervisedPlugin):
+    def __init__(self, model: torch.nn.Module, consolidation: float, slow_step: float, predict_with: str,
+                 fisher_samples: int = 1024):
+        super().__init__()
+        if predict_with not in ("slow", "fast"):
+            raise ValueError(f"strategy.predict_with must be slow or fast, got '{predict_with}'")
+        if consolidation < 0 or not 0 <= slow_step <= 1:
+            raise ValueError("strategy.consolidation must be >= 0 and strategy.slow_step in [0, 1]")
+        self.consolidation, self.slow_step, self.predict_with = consolidation, slow_step, predict_with
+        self.fisher_samples = fisher_samples
+        self.slow = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.fast = None  # the fast weights, while the model holds the slow ones between experiences
+        self.anchor: dict[str, torch.Tensor] = {}
+        self.fisher: dict[str, torch.Tensor] = {}
+
+    def _load(self, model, weights):
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(weights[n])
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.fast is not None:  # hand the optimizer its fast weights back
+            self._load(strategy.model, self.fast)
+
+    def before_backward(self, strategy, **kwargs):
+        if not self.anchor or not self.consolidation:
+            return
+        penalty = sum((self.fisher[n] * (p - self.anchor[n]) ** 2).sum()
+                      for n, p in strategy.model.named_parameters() if n in self.anchor)
+        strategy.loss = strategy.loss + self.consolidation * penalty
+
+    def _fisher(self, strategy) -> dict[str, torch.Tensor]:
+        model = strategy.model
+        params = dict(model.named_parameters())
+        out = {n: torch.zeros_like(p) for n, p in params.items()}
+        loader = torch.utils.data.DataLoader(strategy.experience.dataset, batch_size=strategy.train_mb_size,
+                                             generator=torch.Generator())  # no draw from the global RNG
+        was_training, seen, batches = model.training, 0, 0
+        model.eval()
+        for x, y, t in loader:
+            if seen >= self.fisher_samples:
+                break
+            model.zero_grad(set_to_none=True)
+            strategy._criterion(avalanche_forward(model, x.to(strategy.device), t.to(strategy.device)),
+                                y.to(strategy.device)).backward()
+            for n, p in params.items():
+                if p.grad is not None:
+                    out[n] += p.grad.detach() ** 2
+            seen, batches = seen + len(y), batches + 1
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        return {n: f / max(batches, 1) for n, f in out.items()}
+
+    def after_training_exp(self, strategy, **kwargs):
+        model = strategy.model
+        # step 1: consolidate the fast weights
+        for n, f in self._fisher(strategy).items():
+            self.fisher[n] = self.fisher[n] + f if n in self.fisher else f
+        self.fast = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.anchor = {n: w.clone() for n, w in self.fast.items()}
+        # step 2: the slow weights take a step toward them
+        for n, w in self.fast.items():
+            self.slow[n] += self.slow_step * (w - self.slow[n])
+        if self.predict_with == "slow":
+            self._load(model, self.slow)
+
+
+@register_strategy("fast_slow")
+def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
+    fast_slow = FastSlowPlugin(model, consolidation=float(cfg.consolidation), slow_step=float(cfg.slow_step),
+                               predict_with=str(cfg.predict_with), fisher_samples=int(cfg.fisher_samples))
+    return SupervisedTemplate(model=model, optimizer=optimizer, criterion=criterion,
+                              plugins=[fast_slow, *plugins], **common)
