@@ -19,11 +19,11 @@ the slow weights". No official code exists; what is implemented here:
 from __future__ import annotations
 
 import torch
-from avalanche.models.utils import avalanche_forward
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from cl_bench.registry import register_strategy
+from strategies._fisher import empirical_fisher
 
 
 class FastSlowPlugin(SupervisedPlugin):
@@ -57,32 +57,10 @@ class FastSlowPlugin(SupervisedPlugin):
                       for n, p in strategy.model.named_parameters() if n in self.anchor)
         strategy.loss = strategy.loss + self.consolidation * penalty
 
-    def _fisher(self, strategy) -> dict[str, torch.Tensor]:
-        model = strategy.model
-        params = dict(model.named_parameters())
-        out = {n: torch.zeros_like(p) for n, p in params.items()}
-        loader = torch.utils.data.DataLoader(strategy.experience.dataset, batch_size=strategy.train_mb_size,
-                                             generator=torch.Generator())  # no draw from the global RNG
-        was_training, seen, batches = model.training, 0, 0
-        model.eval()
-        for x, y, t in loader:
-            if seen >= self.fisher_samples:
-                break
-            model.zero_grad(set_to_none=True)
-            strategy._criterion(avalanche_forward(model, x.to(strategy.device), t.to(strategy.device)),
-                                y.to(strategy.device)).backward()
-            for n, p in params.items():
-                if p.grad is not None:
-                    out[n] += p.grad.detach() ** 2
-            seen, batches = seen + len(y), batches + 1
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-        return {n: f / max(batches, 1) for n, f in out.items()}
-
     def after_training_exp(self, strategy, **kwargs):
         model = strategy.model
         # step 1: consolidate the fast weights
-        for n, f in self._fisher(strategy).items():
+        for n, f in empirical_fisher(strategy, self.fisher_samples).items():
             self.fisher[n] = self.fisher[n] + f if n in self.fisher else f
         self.fast = {n: p.detach().clone() for n, p in model.named_parameters()}
         self.anchor = {n: w.clone() for n, w in self.fast.items()}

@@ -26,6 +26,7 @@ from avalanche.models.utils import avalanche_forward
 from avalanche.training.plugins import SupervisedPlugin
 
 from cl_bench.registry import register_addon
+from strategies._fisher import empirical_fisher
 
 VARIANTS = ("paper", "code")
 
@@ -91,34 +92,7 @@ class RefreshPlugin(SupervisedPlugin):
     # --- Fisher after each experience -----------------------------------------------------------
 
     def after_training_exp(self, strategy, **kwargs):
-        model = strategy.model
-        buffers = {n: b.clone() for n, b in model.named_buffers()}
-        was_training = model.training
-        model.eval()
-        params = self._params(model)
-        new = {n: torch.zeros_like(p) for n, p in params}
-        # A private generator: a DataLoader draws a seed from the global one even without shuffling.
-        loader = torch.utils.data.DataLoader(strategy.experience.dataset, batch_size=strategy.train_mb_size,
-                                             shuffle=False, generator=torch.Generator())
-        seen, batches = 0, 0
-        for x, y, t in loader:
-            if seen >= self.fisher_samples:
-                break
-            x, y, t = x.to(strategy.device), y.to(strategy.device), t.to(strategy.device)
-            model.zero_grad(set_to_none=True)
-            strategy._criterion(avalanche_forward(model, x, t), y).backward()
-            for n, p in params:
-                if p.grad is not None:
-                    new[n] += p.grad.detach() ** 2
-            seen += len(y)
-            batches += 1
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-        with torch.no_grad():
-            for n, b in model.named_buffers():
-                b.copy_(buffers[n])
-        for n, f in new.items():
-            f /= max(batches, 1)
+        for n, f in empirical_fisher(strategy, self.fisher_samples).items():
             self.fisher[n] = self.fisher_decay * self.fisher[n] + f if n in self.fisher else f
 
 

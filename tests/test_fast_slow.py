@@ -63,3 +63,8 @@ def test_state_persists_across_experiences():
 def test_fast_slow_runs_from_the_cli_config(run_job):
     results = run_job(["strategy=fast_slow", "train.epochs=1"])
     assert results["status"] == "completed"
+
+
+def test_default_settings_train_a_small_model_without_diverging(run_job):
+    results = run_job(["strategy=fast_slow", "train.epochs=1", "train.batch_size=64", "model.hidden_sizes=[32]"])
+    assert results["status"] == "completed"
