@@ -29,6 +29,7 @@ RESULTS_FILE = "results.json"
 PROGRESS_FILE = "progress.jsonl"
 CURVES_FILE = "curves.csv"
 PLOT_FILE = "curves.png"
+ACCURACY_PLOT_FILE = "accuracy.png"
 MODEL_FILE = "model.pt"
 
 
@@ -109,20 +110,27 @@ def build_continual_evaluation(cfg: DictConfig, scenario, device, output_dir: Pa
 
     e = cfg.eval
     return ContinualEvaluationPlugin(
-        scenario.experiences, device, samples_per_task=int(e.samples_per_task), period=int(e.period),
+        scenario.evaluation_sets, device, samples_per_task=int(e.samples_per_task), period=int(e.period),
         include_unseen=bool(e.include_unseen), resample_each_eval=bool(e.resample_each_eval),
         batch_size=int(cfg.train.eval_batch_size), seed=int(e.subset_seed), curves_path=output_dir / CURVES_FILE,
     )
 
 
-def finish_continual_evaluation(cfg: DictConfig, continual, results: dict, output_dir: Path) -> None:
+def _title(cfg: DictConfig) -> str:
+    return f"{cfg.scenario.name} / {cfg.strategy.name} / seed {cfg.seed}"
+
+
+def finish_continual_evaluation(cfg: DictConfig, continual, results: dict, output_dir: Path, all_seen: bool) -> None:
     from cl_bench.evaluation.plots import plot_curves
     from cl_bench.evaluation.stability import continual_metrics
 
     e = cfg.eval
     curves = continual.curves()
-    results["metrics"].update(continual_metrics(
-        curves, windows=tuple(int(w) for w in e.windows), beta=int(e.lca_beta), eps=float(e.recovery_eps)))
+    # The stability metrics follow one task from its training on; test sets that are not one
+    # per training experience (SCoLe's per-class sets) only get their curves recorded.
+    if not all_seen:
+        results["metrics"].update(continual_metrics(
+            curves, windows=tuple(int(w) for w in e.windows), beta=int(e.lca_beta), eps=float(e.recovery_eps)))
     # The metrics depend on all of these: record them with the numbers.
     results["continual_evaluation"] = {
         "period": int(e.period), "samples_per_task": continual.sizes, "subset_seed": int(e.subset_seed),
@@ -133,8 +141,7 @@ def finish_continual_evaluation(cfg: DictConfig, continual, results: dict, outpu
         "curves_file": CURVES_FILE,
     }
     if e.plot:
-        title = f"{cfg.scenario.name} / {cfg.strategy.name} / seed {cfg.seed}"
-        plot_curves(curves, output_dir / PLOT_FILE, title)
+        plot_curves(curves, output_dir / PLOT_FILE, _title(cfg), all_seen=all_seen)
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict:
@@ -174,20 +181,24 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         offline = isinstance(strategy, JointTraining)
         steps = [list(train_stream)] if offline else list(train_stream)
         if continual:
-            continual.all_tasks_seen = offline
+            continual.all_tasks_seen = offline or scenario.evaluates_all_from_start
         train_time = 0.0
         for k, step in enumerate(steps):
             strategy.train_epochs = epochs[k]
             t0 = time.perf_counter()
             strategy.train(step, eval_streams=[])
             train_time += time.perf_counter() - t0
-            row = evaluate_experiences(model, scenario.experiences, device, int(cfg.train.eval_batch_size))
+            row = evaluate_experiences(model, scenario.evaluation_sets, device, int(cfg.train.eval_batch_size))
             results["acc_matrix"].append(row)
             append_jsonl(output_dir / PROGRESS_FILE, {"experience": len(results["acc_matrix"]) - 1, "accuracy": row})
         results["metrics"] = task_end_metrics(results["acc_matrix"])
         results["train_time_s"] = train_time
         if continual:
-            finish_continual_evaluation(cfg, continual, results, output_dir)
+            finish_continual_evaluation(cfg, continual, results, output_dir, scenario.evaluates_all_from_start)
+        if scenario.evaluates_all_from_start:
+            from cl_bench.evaluation.plots import plot_accuracy_over_experiences
+
+            plot_accuracy_over_experiences(results["acc_matrix"], output_dir / ACCURACY_PLOT_FILE, _title(cfg))
         results["held_memory_bytes"] = held_memory_bytes(strategy)
         torch.save(model.state_dict(), output_dir / MODEL_FILE)
         finite = all(torch.isfinite(p).all() for p in model.parameters())

@@ -77,6 +77,21 @@ def write_fake_cifar(root: Path, n_classes: int, per_file=100, seed=0) -> None:
             pickle.dump(entry, f)
 
 
+def write_fake_omniglot(root: Path, characters=((("background", "Alpha", 3)), ("background", "Beta", 3), ("evaluation", "Gamma", 2)),
+                        drawings=20, seed=0) -> None:
+    """105x105 PNGs in torchvision's Omniglot layout: omniglot-py/images_<half>/<alphabet>/<characterNN>/<id>_<drawer>.png"""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for half, alphabet, n in characters:
+        for c in range(1, n + 1):
+            folder = root / "omniglot-py" / f"images_{half}" / alphabet / f"character{c:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for d in range(1, drawings + 1):
+                pixels = np.where(rng.random((105, 105)) < 0.9, 255, 0).astype(np.uint8)  # white page, dark strokes
+                Image.fromarray(pixels).convert("1").save(folder / f"{c:04d}_{d:02d}.png")
+
+
 @pytest.fixture(scope="session")
 def fake_data_root(tmp_path_factory, shared_mnist_root) -> Path:
     """A data root holding fake Fashion-MNIST and CIFAR files plus a link to the real MNIST."""
@@ -84,6 +99,7 @@ def fake_data_root(tmp_path_factory, shared_mnist_root) -> Path:
     write_fake_mnist_like(root, "FashionMNIST")
     write_fake_cifar(root, 10)
     write_fake_cifar(root, 100, per_file=500)
+    write_fake_omniglot(root)
     (root / "MNIST").symlink_to(shared_mnist_root / "MNIST")
     return root
 
@@ -93,4 +109,4 @@ def tiny(overrides: list[str]) -> list[str]:
     return ["train.epochs=1", "train.batch_size=64", *overrides]
 
 
-__all__ = ["compose_config", "write_fake_mnist_like", "write_fake_cifar", "tiny", "OmegaConf"]
+__all__ = ["compose_config", "write_fake_mnist_like", "write_fake_cifar", "write_fake_omniglot", "tiny", "OmegaConf"]

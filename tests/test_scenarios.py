@@ -12,11 +12,28 @@ def build(name: str, root, seed=0, **overrides):
     return SCENARIOS.build(name, cfg, root, seed)
 
 
+def small(name: str) -> list[str]:
+    """Config overrides that make each registered scenario tiny on the fake data root."""
+    if name == "power_law_rehearsal":
+        return ["scenario@scenario.base=split_digits", "scenario.schedule.total_budget=100"]
+    if name.startswith("fscil_omniglot"):
+        return ["scenario.base_classes=4", "scenario.n_way=2", "scenario.n_sessions=2"]
+    if name.startswith("fscil_"):
+        return []
+    if name.startswith("cfsl_"):
+        return ["scenario.n_tasks=2", "scenario.n_way=2"]
+    if name.startswith("scole_"):
+        return ["scenario.n_tasks=4"]
+    return [f"scenario.n_experiences={5 if 'cifar' in name else 2}"]
+
+
 @pytest.mark.parametrize("name", list_scenarios())
 def test_every_registered_scenario_builds_consistent_streams(name, fake_data_root):
-    scenario = build(name, fake_data_root, n_experiences=2 if "cifar" not in name else 5)
+    cfg = compose_config([f"scenario={name}", *small(name)]).scenario
+    scenario = SCENARIOS.build(name, cfg, fake_data_root, 0)
     bench = scenario.benchmark
-    assert len(bench.train_stream) == len(bench.test_stream) == scenario.n_experiences
+    assert len(bench.train_stream) == scenario.n_experiences
+    assert len(bench.test_stream) == len(scenario.evaluation_sets)
     for exp, raw in zip(bench.train_stream, scenario.experiences):
         assert len(exp.dataset) == len(raw.y_train) > 0
         x, y, t = exp.dataset[0]
@@ -96,9 +113,9 @@ def test_real_rotated_mnist_angles_differ(shared_mnist_root):
 @pytest.mark.parametrize("name", list_scenarios())
 def test_every_registered_scenario_runs_a_tiny_job(name, fake_data_root, run_job):
     results = run_job([
-        f"scenario={name}", "scenario.n_experiences=2" if "cifar" not in name else "scenario.n_experiences=5",
-        f"data.root={fake_data_root}", "strategy=naive", "model.hidden_sizes=[32]",
+        f"scenario={name}", *small(name), f"data.root={fake_data_root}", "strategy=naive", "model.hidden_sizes=[32]",
         "train.epochs=1", "train.batch_size=256",
     ])
     assert results["status"] == "completed"
     assert len(results["acc_matrix"]) == results["scenario"]["n_experiences"]
+    assert all(len(row) == len(results["scenario"]["test_sizes"]) for row in results["acc_matrix"])

@@ -131,6 +131,45 @@ def _load_cifar(name: str, root: Path, download: bool) -> TensorData:
     return TensorData(name, x_train, y_train, x_test, y_test, n_classes)
 
 
+# --- Omniglot (one PNG per drawing) ---------------------------------------------------------------
+
+OMNIGLOT_TRAIN_PER_CLASS = 15  # of each character's 20 drawings; the other 5 are its test set
+OMNIGLOT_SIZE = 28  # drawings are 105x105; 28x28 is the usual few-shot resolution
+
+
+def _load_omniglot(root: Path, download: bool) -> TensorData:
+    from PIL import Image
+
+    base = root / "omniglot-py"
+    folders = [base / "images_background", base / "images_evaluation"]
+    if not all(f.is_dir() for f in folders):
+        _download("omniglot", "Omniglot", root, download, searched=base,
+                  fetch=lambda tvd: [tvd.Omniglot(str(root), background=b, download=True) for b in (True, False)])
+    # Every character of both halves is a class: few-shot scenarios draw from all 1623.
+    characters = sorted(c for f in folders for alphabet in sorted(f.iterdir()) if alphabet.is_dir()
+                        for c in alphabet.iterdir() if c.is_dir())
+    if not characters:
+        raise DataUnavailableError(f"dataset 'omniglot': no character folders under {base}")
+    xs, ys, is_train = [], [], []
+    for label, character in enumerate(characters):
+        drawings = sorted(character.glob("*.png"))
+        if len(drawings) <= OMNIGLOT_TRAIN_PER_CLASS:
+            raise DataUnavailableError(
+                f"{character}: {len(drawings)} drawings, need more than {OMNIGLOT_TRAIN_PER_CLASS} (train + test)")
+        for i, png in enumerate(drawings):
+            with Image.open(png) as img:
+                small = img.convert("L").resize((OMNIGLOT_SIZE, OMNIGLOT_SIZE), Image.BILINEAR)
+            xs.append(255 - np.asarray(small, dtype=np.uint8))  # strokes bright on dark, like MNIST
+            ys.append(label)
+            is_train.append(i < OMNIGLOT_TRAIN_PER_CLASS)
+    x = torch.from_numpy(np.stack(xs)[:, None]).float().div_(255.0)
+    y = torch.tensor(ys, dtype=torch.long)
+    train = torch.tensor(is_train)
+    mean, std = float(x[train].mean()), float(x[train].std())
+    x = (x - mean) / std
+    return TensorData("omniglot", x[train], y[train], x[~train], y[~train], len(characters))
+
+
 # --- scikit-learn digits (embedded, no download) ------------------------------------------------
 
 def _load_digits(root: Path, download: bool) -> TensorData:
@@ -149,7 +188,7 @@ def _load_digits(root: Path, download: bool) -> TensorData:
     return TensorData("digits", to_x(x_tr), to_y(y_tr), to_x(x_te), to_y(y_te), 10)
 
 
-def _download(name: str, tv_class: str, root: Path, download: bool, searched: Path) -> None:
+def _download(name: str, tv_class: str, root: Path, download: bool, searched: Path, fetch=None) -> None:
     how = (
         f"place torchvision's {tv_class} files there, point data.root (or $CL_BENCH_DATA) at a folder "
         f"that has them, or run with data.download=true on a connected machine"
@@ -159,8 +198,11 @@ def _download(name: str, tv_class: str, root: Path, download: bool, searched: Pa
     import torchvision.datasets as tvd
 
     try:
-        for train in (True, False):
-            getattr(tvd, tv_class)(root=str(root), train=train, download=True)
+        if fetch is not None:
+            fetch(tvd)
+        else:
+            for train in (True, False):
+                getattr(tvd, tv_class)(root=str(root), train=train, download=True)
     except Exception as exc:  # network errors come in many types; all mean the same to the user
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataUnavailableError(
@@ -174,6 +216,7 @@ _LOADERS: dict[str, Callable[[Path, bool], TensorData]] = {
     "fmnist": lambda root, dl: _load_mnist_like("fmnist", "FashionMNIST", "FashionMNIST", (0.2860,), (0.3530,), root, dl),
     "cifar10": lambda root, dl: _load_cifar("cifar10", root, dl),
     "cifar100": lambda root, dl: _load_cifar("cifar100", root, dl),
+    "omniglot": _load_omniglot,
 }
 
 

@@ -12,11 +12,13 @@ import numpy as np  # noqa: E402
 from cl_bench.evaluation.stability import Curves  # noqa: E402
 
 
-def plot_curves(curves: Curves, path: Path, title: str) -> None:
+def plot_curves(curves: Curves, path: Path, title: str, all_seen: bool = False) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=150)
     colors = plt.get_cmap("tab10" if curves.accuracy.shape[1] <= 10 else "tab20")
     for task in range(curves.accuracy.shape[1]):
-        seen = (curves.experience >= task) & ~np.isnan(curves.accuracy[:, task])
+        seen = ~np.isnan(curves.accuracy[:, task])
+        if not all_seen:  # a task's curve starts when it is first trained on
+            seen &= curves.experience >= task
         if seen.any():
             ax.plot(curves.iteration[seen], 100 * curves.accuracy[seen, task], lw=1.0,
                     color=colors(task % colors.N), label=f"task {task}")
@@ -26,6 +28,21 @@ def plot_curves(curves: Curves, path: Path, title: str) -> None:
            ylim=(0, 101), xlim=(0, max(curves.task_end[-1], 1)), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8, ncol=min(5, curves.accuracy.shape[1]))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_accuracy_over_experiences(acc_matrix, path: Path, title: str) -> None:
+    """Mean accuracy over all test sets after every experience (long streams: does it rise?)."""
+    acc = 100 * np.asarray(acc_matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=150)
+    x = np.arange(1, len(acc) + 1)
+    ax.plot(x, acc.mean(axis=1), color="k", lw=1.5, label="mean over test sets")
+    ax.fill_between(x, acc.min(axis=1), acc.max(axis=1), color="0.8", label="min to max test set")
+    ax.set(xlabel="experiences trained", ylabel="accuracy (%)", ylim=(0, 101), xlim=(1, max(len(acc), 2)), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

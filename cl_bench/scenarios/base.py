@@ -20,8 +20,8 @@ from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dat
 class Experience:
     x_train: torch.Tensor
     y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+    x_test: torch.Tensor | None  # None when the scenario reports accuracy on its own test_sets
+    y_test: torch.Tensor | None
     task_label: int = 0
     classes: list[int] = field(default_factory=list)
 
@@ -33,6 +33,11 @@ class Scenario:
     n_classes: int  # output units of a single head, or of each head when multi_head
     input_shape: tuple[int, ...]
     multi_head: bool = False  # task-incremental: one head per experience, task labels given
+    # What accuracy is reported on, when it is not "each experience's own test set": long streams
+    # (SCoLe) evaluate every class after every task, so their test sets are one per class and all
+    # of them count as seen from the start. None: one test set per experience, seen once trained.
+    test_sets: list[Experience] | None = None
+    details: dict = field(default_factory=dict)  # scenario-specific facts recorded in results.json
     benchmark: CLScenario = field(init=False)
 
     def __post_init__(self):
@@ -44,13 +49,21 @@ class Scenario:
         self.benchmark = with_classes_timeline(with_task_labels(
             benchmark_from_datasets(
                 train=[dataset(e.x_train, e.y_train, e.task_label) for e in self.experiences],
-                test=[dataset(e.x_test, e.y_test, e.task_label) for e in self.experiences],
+                test=[dataset(e.x_test, e.y_test, e.task_label) for e in self.evaluation_sets],
             )
         ))
 
     @property
     def n_experiences(self) -> int:
         return len(self.experiences)
+
+    @property
+    def evaluation_sets(self) -> list[Experience]:
+        return self.test_sets if self.test_sets is not None else self.experiences
+
+    @property
+    def evaluates_all_from_start(self) -> bool:
+        return self.test_sets is not None
 
     @property
     def n_heads(self) -> int | None:
@@ -65,5 +78,7 @@ class Scenario:
             "multi_head": self.multi_head,
             "classes_per_experience": [e.classes for e in self.experiences],
             "train_sizes": [len(e.y_train) for e in self.experiences],
-            "test_sizes": [len(e.y_test) for e in self.experiences],
+            "test_sizes": [len(e.y_test) for e in self.evaluation_sets],
+            "test_sets": "per experience" if self.test_sets is None else [e.classes for e in self.test_sets],
+            **self.details,
         }
