@@ -1,15 +1,21 @@
 """The `cl-bench` command: compose the Hydra config, run it, return the final accuracy.
 
-Errors a user can fix (unknown names, missing data, out-of-range values) end the process with a
-one-line message and exit status 2 instead of a traceback.
+    cl-bench [hydra flags] [overrides]      one run, or a sweep with -m
+    cl-bench list [scenarios|strategies|models|addons|loggers]
+
+Errors a user can fix (unknown names, missing data, out-of-range values) end a single run with a
+one-line message and exit status 2 instead of a traceback. In a sweep a failing job is reported
+the same way and recorded as failed; the other jobs still run and the sweep exits non-zero.
 """
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cl_bench.data import DataUnavailableError
@@ -21,15 +27,43 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
+def run_from_config(cfg: DictConfig) -> float | None:
     from cl_bench.run import run
 
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         results = run(cfg, HydraConfig.get().runtime.output_dir)
     except USER_ERRORS as exc:
         print(f"cl-bench: error: {exc}", file=sys.stderr)
+        if in_sweep:
+            return None  # results.json says failed; the sweep report counts it
         sys.exit(2)
+    except Exception:
+        if not in_sweep:
+            raise
+        traceback.print_exc()
+        return None
     return results["metrics"]["acc"]
+
+
+def list_registered(kinds: list[str]) -> int:
+    from cl_bench import registry
+
+    available = {"scenarios": registry.SCENARIOS, "strategies": registry.STRATEGIES, "models": registry.MODELS,
+                 "addons": registry.ADDONS, "loggers": registry.LOGGERS}
+    unknown = [k for k in kinds if k not in available]
+    if unknown:
+        print(f"cl-bench: error: cannot list '{unknown[0]}'; choose from {', '.join(available)}", file=sys.stderr)
+        return 2
+    for kind in kinds or list(available):
+        print(f"{kind}: {', '.join(available[kind].names())}")
+    return 0
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "list":
+        sys.exit(list_registered(sys.argv[2:]))
+    run_from_config()
 
 
 if __name__ == "__main__":

@@ -71,13 +71,17 @@ STRATEGIES = Registry("strategy", modules=("strategies",), entry_point_group="cl
 # Add-ons are plugins that compose with any strategy (`+addons=refresh`): they live beside the
 # strategies and register with `@register_addon(name)`: build(cfg, seed) -> Avalanche plugin.
 ADDONS = Registry("addon", modules=("strategies",), entry_point_group="cl_bench.addons")
+# Experiment trackers (`logger=[wandb,csv]`): build(cfg) -> cl_bench.tracking.base.Tracker.
+LOGGERS = Registry("logger", modules=("cl_bench.tracking",))
 
 register_scenario = SCENARIOS.register
 register_model = MODELS.register
 register_strategy = STRATEGIES.register
 register_addon = ADDONS.register
+register_logger = LOGGERS.register
 
 list_scenarios = SCENARIOS.names
 list_models = MODELS.names
 list_strategies = STRATEGIES.names
 list_addons = ADDONS.names
+list_loggers = LOGGERS.names

@@ -20,10 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
-from cl_bench.registry import ADDONS, MODELS, SCENARIOS, STRATEGIES
+from cl_bench.progress import ProgressBar
+from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES
 from cl_bench.results.files import append_jsonl, write_json_atomic
 from cl_bench.results.footprint import held_memory_bytes
 from cl_bench.results.summary import format_summary
+from cl_bench.tracking.base import SafeTrackers, run_info
 
 RESULTS_FILE = "results.json"
 PROGRESS_FILE = "progress.jsonl"
@@ -159,7 +161,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         "git_commit": git_commit(),
     }
     device = resolve_device(str(cfg.device))
+    trackers = SafeTrackers([LOGGERS.build(name, c) for name, c in (cfg.get("logger") or {}).items()])
+    failed = True
     try:
+        info = run_info(int(cfg.seed), output_dir)
+        results["overrides"] = info.overrides  # with the commit, what reproduces this run
+        trackers.start(results["config"], info)
         seed_everything(int(cfg.seed))
         scenario = SCENARIOS.build(cfg.scenario.name, cfg.scenario, cfg.data.root, int(cfg.seed))
         results["scenario"] = scenario.describe()
@@ -172,7 +179,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             cfg.strategy.name, cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
             train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0],
             eval_mb_size=int(cfg.train.eval_batch_size), device=device, evaluator=quiet_evaluator(),
-            plugins=[*addons, *([continual] if continual else [])],
+            plugins=[*addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences)],
         )
         train_stream = scenario.benchmark.train_stream
         from avalanche.training.supervised import JointTraining
@@ -183,6 +190,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         if continual:
             continual.all_tasks_seen = offline or scenario.evaluates_all_from_start
         train_time = 0.0
+        logged_rows = 0
         for k, step in enumerate(steps):
             strategy.train_epochs = epochs[k]
             t0 = time.perf_counter()
@@ -191,6 +199,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             row = evaluate_experiences(model, scenario.evaluation_sets, device, int(cfg.train.eval_batch_size))
             results["acc_matrix"].append(row)
             append_jsonl(output_dir / PROGRESS_FILE, {"experience": len(results["acc_matrix"]) - 1, "accuracy": row})
+            new_rows = continual.rows[logged_rows:] if continual else []
+            logged_rows += len(new_rows)
+            trackers.log_experience(len(results["acc_matrix"]) - 1, new_rows, row)
         results["metrics"] = task_end_metrics(results["acc_matrix"])
         results["train_time_s"] = train_time
         if continual:
@@ -203,6 +214,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         torch.save(model.state_dict(), output_dir / MODEL_FILE)
         finite = all(torch.isfinite(p).all() for p in model.parameters())
         results["status"] = "completed" if finite else "diverged"
+        trackers.log_summary(results, {"curves_plot": output_dir / PLOT_FILE, "results": output_dir / RESULTS_FILE})
+        failed = False
     except BaseException as exc:
         results["status"] = "failed"
         results["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -211,5 +224,6 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["wall_time_s"] = time.perf_counter() - started
         results["peak_memory"] = peak_memory_mb(device)
         write_json_atomic(output_dir / RESULTS_FILE, results)
+        trackers.finish(failed)
     print(format_summary(results))
     return results

@@ -1,0 +1,88 @@
+"""What the run hands to every tracker, and in which order: start, then per experience
+log_experience (new curve rows and the task-end accuracies), then log_summary, and finish
+always (also when the run fails)."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class RunInfo:
+    output_dir: Path
+    name: str                       # readable run name: the setting plus the seed
+    setting: str                    # the command-line overrides without seed: seeds of one setting share it
+    group: str | None = None        # the sweep a run belongs to (multirun), else None
+    overrides: list[str] | None = None  # the command line's overrides; None outside the CLI
+
+
+class Tracker:
+    """Base class: every hook is optional. Subclasses set `name` for error messages."""
+
+    name = "tracker"
+
+    def start(self, config: dict, info: RunInfo) -> None: ...
+
+    def log_experience(self, experience: int, curve_rows: list[tuple[int, int, np.ndarray]], task_end: list[float]) -> None: ...
+
+    def log_summary(self, results: dict, files: dict[str, Path]) -> None: ...
+
+    def finish(self, failed: bool) -> None: ...
+
+
+class SafeTrackers:
+    """Calls every tracker; one that raises is reported once and dropped, the run goes on."""
+
+    def __init__(self, trackers: list[Tracker]):
+        self.trackers = list(trackers)
+
+    def _call(self, method: str, *args) -> None:
+        for tracker in list(self.trackers):
+            try:
+                getattr(tracker, method)(*args)
+            except Exception as exc:  # tracking is never worth losing a run over
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                print(f"cl-bench: warning: logger '{tracker.name}' stopped ({method}: {first}); the run goes on",
+                      file=sys.stderr)
+                self.trackers.remove(tracker)
+                if method != "finish":
+                    try:
+                        tracker.finish(True)
+                    except Exception:
+                        pass
+
+    def start(self, config, info):
+        self._call("start", config, info)
+
+    def log_experience(self, experience, curve_rows, task_end):
+        self._call("log_experience", experience, curve_rows, task_end)
+
+    def log_summary(self, results, files):
+        self._call("log_summary", results, files)
+
+    def finish(self, failed: bool):
+        self._call("finish", failed)
+
+
+# Overrides that say where or how a run executes, not what it is: left out of the setting.
+_NOT_SETTING = ("seed=", "data.root=", "device=", "logger", "+logger", "hydra.")
+
+
+def run_info(seed: int, output_dir: Path) -> RunInfo:
+    """Name, setting and sweep group from Hydra's overrides (plain runs when called outside Hydra)."""
+    overrides, group = None, None
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        overrides = list(hc.overrides.task)
+        if hc.mode == RunMode.MULTIRUN:
+            sweep = Path(hc.sweep.dir)
+            group = f"{sweep.parent.name}_{sweep.name}" if sweep.parent.name else sweep.name
+    setting = " ".join(sorted(o for o in overrides or [] if not o.startswith(_NOT_SETTING))) or "defaults"
+    return RunInfo(output_dir=Path(output_dir), name=f"{setting} seed={seed}", setting=setting, group=group,
+                   overrides=overrides)

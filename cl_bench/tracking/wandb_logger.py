@@ -1,0 +1,72 @@
+"""`logger=wandb`: Weights & Biases through its own API (Avalanche's WandBLogger is broken with
+current wandb). Offline by default: runs land in <run dir>/wandb and `wandb sync` uploads them.
+
+What a run holds: the resolved config (plus `setting`, the overrides without seed, to group
+seeds), one chart per task of continual accuracy against training iteration
+(`continual/task_i`, x = `iteration`), task-end accuracies (`task_end/task_i`, x = `experience`),
+the summary metrics, and the stability-gap plot. Runs of one sweep share a W&B group.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cl_bench.registry import register_logger
+from cl_bench.tracking.base import RunInfo, Tracker
+
+MODES = ("online", "offline", "disabled")
+
+
+class WandbTracker(Tracker):
+    name = "wandb"
+
+    def __init__(self, mode: str = "offline", project: str = "cl-bench", entity: str | None = None,
+                 group: str | None = None, tags=(), init_timeout: float = 30.0):
+        if mode not in MODES:
+            raise ValueError(f"logger.wandb.mode must be one of {', '.join(MODES)}, got '{mode}'")
+        self.mode, self.project, self.entity, self.group = mode, project, entity, group
+        self.tags, self.init_timeout = list(tags), init_timeout
+        self.run = None
+
+    def start(self, config: dict, info: RunInfo) -> None:
+        import wandb
+
+        self.run = wandb.init(
+            project=self.project, entity=self.entity, group=self.group or info.group, name=info.name,
+            tags=self.tags, config={**config, "setting": info.setting}, dir=str(info.output_dir), mode=self.mode,
+            reinit="finish_previous",  # Hydra runs sweep jobs in one process: never reuse a run
+            settings=wandb.Settings(init_timeout=self.init_timeout, silent=True, console="off",
+                                    x_disable_stats=True, disable_git=True),
+        )
+        self.run.define_metric("iteration")
+        self.run.define_metric("continual/*", step_metric="iteration")
+        self.run.define_metric("experience")
+        self.run.define_metric("task_end/*", step_metric="experience")
+
+    def log_experience(self, experience, curve_rows, task_end) -> None:
+        for iteration, _, accuracy in curve_rows:
+            seen = {f"continual/task_{t}": float(a) for t, a in enumerate(accuracy) if not np.isnan(a)}
+            self.run.log({"iteration": int(iteration), **seen})
+        self.run.log({"experience": experience, **{f"task_end/task_{t}": a for t, a in enumerate(task_end)}})
+
+    def log_summary(self, results, files) -> None:
+        import wandb
+
+        for key, value in results["metrics"].items():
+            if isinstance(value, (int, float)):
+                self.run.summary[key] = value
+        for key in ("status", "train_time_s", "wall_time_s", "held_memory_bytes"):
+            if key in results:
+                self.run.summary[key] = results[key]
+        if "curves_plot" in files and files["curves_plot"].is_file():
+            self.run.log({"plots/stability_gap": wandb.Image(str(files["curves_plot"]))})
+
+    def finish(self, failed: bool) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=1 if failed else 0)
+            self.run = None
+
+
+@register_logger("wandb")
+def build(cfg) -> WandbTracker:
+    return WandbTracker(mode=str(cfg.mode), project=cfg.project, entity=cfg.get("entity"), group=cfg.get("group"),
+                        tags=list(cfg.get("tags") or []), init_timeout=float(cfg.get("init_timeout", 30)))

@@ -1,0 +1,1 @@
+"""An example external cl-bench strategy package (see README.md)."""
