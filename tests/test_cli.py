@@ -79,3 +79,24 @@ def test_console_script_is_installed():
     assert script.exists(), "pip install -e . should install the cl-bench console script"
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0 and "scenario: " in proc.stdout
+
+
+def test_list_prints_registered_names(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cl_bench", "list"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    lines = dict(line.split(": ", 1) for line in proc.stdout.strip().splitlines())
+    assert set(lines) == {"scenarios", "strategies", "models", "addons", "loggers"}
+    assert {"split_mnist", "fscil_digits", "power_law_rehearsal", "scole_mnist"} <= set(lines["scenarios"].split(", "))
+    assert {"naive", "ewc", "replay"} <= set(lines["strategies"].split(", "))
+    one = subprocess.run([sys.executable, "-m", "cl_bench", "list", "models"], cwd=tmp_path, capture_output=True, text=True)
+    assert one.stdout.strip() == "models: convnet, mlp, resnet18_reduced"
+    bad = subprocess.run([sys.executable, "-m", "cl_bench", "list", "optimizers"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "cl-bench: error: cannot list 'optimizers'; choose from scenarios, strategies, models, addons, loggers"
+
+
+def test_no_progress_bars_or_warnings_when_output_is_not_a_terminal(tmp_path):
+    proc = cl_bench(f"hydra.run.dir={tmp_path}/run", "train.epochs=1", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stderr == ""  # no bars, no third-party warnings
+    assert "experience 1/5" not in proc.stdout

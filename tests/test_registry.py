@@ -22,11 +22,15 @@ def test_everything_the_issue_names_is_registered():
 
 
 def test_every_registered_strategy_has_a_config_file():
-    from cl_bench.cli import CONFIG_DIR
     from pathlib import Path
 
+    from cl_bench.cli import CONFIG_DIR
+    from hydra_plugins.cl_bench_plugins.searchpath import external_config_dirs
+
+    # In this repo's conf/, or in the conf/ of an installed plugin package (examples/plugin).
+    config_dirs = [Path(CONFIG_DIR), *external_config_dirs()]
     for name in list_strategies():
-        assert (Path(CONFIG_DIR) / "strategy" / f"{name}.yaml").is_file(), name
+        assert any((d / "strategy" / f"{name}.yaml").is_file() for d in config_dirs), name
 
 
 def test_unknown_name_is_one_line_listing_registered_names():
