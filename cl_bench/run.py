@@ -4,6 +4,7 @@ and write results.json (atomically), the curves, their plot and the final weight
 folder."""
 from __future__ import annotations
 
+import functools
 import platform
 import random
 import resource
@@ -79,6 +80,7 @@ def package_versions() -> dict:
     return out
 
 
+@functools.cache  # the commit of the code this process loaded, not of whatever HEAD is later
 def git_commit() -> str | None:
     try:
         return subprocess.run(
@@ -146,6 +148,9 @@ def finish_continual_evaluation(cfg: DictConfig, continual, results: dict, outpu
         plot_curves(curves, output_dir / PLOT_FILE, _title(cfg), all_seen=all_seen)
 
 
+git_commit()  # at import: a long sweep keeps reporting the commit it started from
+
+
 def run(cfg: DictConfig, output_dir: Path) -> dict:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -160,10 +165,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         "versions": package_versions(),
         "git_commit": git_commit(),
     }
-    device = resolve_device(str(cfg.device))
-    trackers = SafeTrackers([LOGGERS.build(name, c) for name, c in (cfg.get("logger") or {}).items()])
+    device = torch.device("cpu")
+    trackers = SafeTrackers([])
     failed = True
     try:
+        device = resolve_device(str(cfg.device))
+        trackers = SafeTrackers([LOGGERS.build(name, c) for name, c in (cfg.get("logger") or {}).items()])
         info = run_info(int(cfg.seed), output_dir)
         results["overrides"] = info.overrides  # with the commit, what reproduces this run
         trackers.start(results["config"], info)

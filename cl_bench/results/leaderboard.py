@@ -128,17 +128,21 @@ def reproduce_command(runs: list[dict]) -> str:
 
 
 def _differing_keys(groups: dict) -> list[str]:
-    """Config keys whose value differs between rows of one scenario: what the rows compare."""
-    values = defaultdict(set)
-    keys = set()
-    for setting in groups:
-        d = dict(setting)
-        keys |= d.keys()
-    for setting in groups:
-        d = dict(setting)
-        for k in keys:
-            values[k].add(d.get(k))
-    return sorted(k for k in keys if len(values[k]) > 1 and k != "strategy.name")
+    """Config keys whose value differs between rows of one scenario: what the rows compare.
+    A strategy's own hyperparameters count only when rows of that same strategy differ in them."""
+    settings = [dict(s) for s in groups]
+    keys = sorted({k for d in settings for k in d if k != "strategy.name"})
+
+    def differs(key: str) -> bool:
+        if key.startswith("strategy."):
+            by_strategy = defaultdict(set)
+            for d in settings:
+                if key in d:
+                    by_strategy[d.get("strategy.name")].add(d[key])
+            return any(len(v) > 1 for v in by_strategy.values())
+        return len({d.get(key) for d in settings}) > 1
+
+    return [k for k in keys if differs(k)]
 
 
 def scenario_tables(runs: list[dict], metrics=OUT_METRICS) -> dict[str, tuple[list[str], list[list[str]]]]:
