@@ -115,3 +115,12 @@ def test_sweep_jobs_share_a_wandb_group_and_name_their_setting(tmp_path):
     assert runs[0].run_group == runs[1].run_group == f"{tmp_path.name}_sweep"
     assert [r.display_name for r in runs] == ["eval=off strategy=naive train.epochs=1 seed=0",
                                               "eval=off strategy=naive train.epochs=1 seed=1"]
+
+
+def test_online_wandb_without_network_or_valid_key_never_fails_the_run(run_job, tmp_path, monkeypatch, capsys):
+    # A syntactically valid but fake key: offline machines time out, online ones are refused.
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    results = run_job(tiny(["logger=wandb", "logger.wandb.mode=online", "logger.wandb.init_timeout=5", "eval=off"]))
+    assert results["status"] == "completed"
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cl-bench: warning:")]
+    assert len(warning) == 1 and warning[0].startswith("cl-bench: warning: logger 'wandb' stopped (start: ")
