@@ -4,8 +4,9 @@
     cl-bench list [scenarios|strategies|models|addons|loggers]
 
 Errors a user can fix (unknown names, missing data, out-of-range values) end a single run with a
-one-line message and exit status 2 instead of a traceback. In a sweep a failing job is reported
-the same way and recorded as failed; the other jobs still run and the sweep exits non-zero.
+one-line message and exit status 2 instead of a traceback; a run whose loss turns non-finite stops
+there with status "diverged" and exit status 3. In a sweep a failing job is reported the same way
+and recorded as failed; the other jobs still run and the sweep exits non-zero.
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def run_from_config(cfg: DictConfig) -> float | None:
             raise
         traceback.print_exc()
         return None
+    if results["status"] == "diverged":
+        print(f"cl-bench: diverged: {results['error']}", file=sys.stderr)
+        if in_sweep:
+            return None  # a result, not a failure: the sweep goes on and reports it
+        sys.exit(3)
     return results["metrics"]["acc"]
 
 

@@ -31,7 +31,7 @@ class ProgressBar(SupervisedPlugin):
             self.bar.update()
             if self.bar.n % 20 == 0:  # reading the loss syncs with the device: not every step
                 self.bar.set_postfix(epoch=f"{strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}",
-                                     loss=f"{float(strategy.loss):.3f}")
+                                     loss=f"{float(strategy.loss.detach()):.3f}")
 
     def after_training_exp(self, strategy, **kwargs):
         self.experience += 1

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
+from cl_bench.divergence import Diverged, DivergenceGuard
 from cl_bench.progress import ProgressBar
 from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES
 from cl_bench.results.files import append_jsonl, write_json_atomic
@@ -186,7 +187,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             cfg.strategy.name, cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
             train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0],
             eval_mb_size=int(cfg.train.eval_batch_size), device=device, evaluator=quiet_evaluator(),
-            plugins=[*addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences)],
+            plugins=[*addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences),
+                     DivergenceGuard()],
         )
         train_stream = scenario.benchmark.train_stream
         from avalanche.training.supervised import JointTraining
@@ -223,6 +225,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["status"] = "completed" if finite else "diverged"
         trackers.log_summary(results, {"curves_plot": output_dir / PLOT_FILE, "results": output_dir / RESULTS_FILE})
         failed = False
+    except Diverged as exc:
+        # Not an error of the code or the config's form: a result ("this setting diverges").
+        # No metrics: rows measured before the blow-up must not read as a finished run.
+        results.update(status="diverged", diverged_at=exc.where, error=str(exc), metrics={})
+        trackers.log_summary(results, {})
+        failed = False
     except BaseException as exc:
         results["status"] = "failed"
         results["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -232,5 +240,6 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["peak_memory"] = peak_memory_mb(device)
         write_json_atomic(output_dir / RESULTS_FILE, results)
         trackers.finish(failed)
-    print(format_summary(results))
+    if results["metrics"]:  # a run stopped by divergence has no table to show
+        print(format_summary(results))
     return results

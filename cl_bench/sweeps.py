@@ -13,12 +13,13 @@ from omegaconf import DictConfig
 
 
 def sweep_outcome(sweep_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """(completed run folders, [(failed or unfinished run folder, why)])."""
+    """(finished run folders, [(failed or unfinished run folder, why)]). A diverged run finished:
+    divergence is a result of its setting, shown as such in leaderboards."""
     done, bad = [], []
     for path in sorted(Path(sweep_dir).rglob("results.json")):
         results = json.loads(path.read_text())
         status = results.get("status")
-        if status == "completed":
+        if status in ("completed", "diverged"):
             done.append(path.parent)
         else:
             why = results.get("error") or status or "no status"
@@ -30,7 +31,7 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         done, bad = sweep_outcome(sweep_dir)
-        print(f"cl-bench: sweep {sweep_dir}: {len(done)} completed, {len(bad)} not completed", file=sys.stderr)
+        print(f"cl-bench: sweep {sweep_dir}: {len(done)} finished, {len(bad)} failed", file=sys.stderr)
         for folder, why in bad:
             print(f"cl-bench:   {folder}: {why}", file=sys.stderr)
         if bad:

@@ -100,3 +100,10 @@ def test_no_progress_bars_or_warnings_when_output_is_not_a_terminal(tmp_path):
     assert proc.returncode == 0
     assert proc.stderr == ""  # no bars, no third-party warnings
     assert "experience 1/5" not in proc.stdout
+
+
+def test_diverging_run_exits_3_with_one_line(tmp_path):
+    proc = cl_bench(f"hydra.run.dir={tmp_path}/run", "strategy=naive", "optimizer.lr=1e12", "train.epochs=1", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert proc.stderr.strip().startswith("cl-bench: diverged: non-finite training loss (nan) at experience 0")
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "diverged"

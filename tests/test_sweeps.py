@@ -24,7 +24,7 @@ def test_a_failed_job_does_not_lose_the_others(tmp_path):
     assert proc.returncode == 1
     assert statuses(tmp_path) == {"0": "failed", "1": "completed", "2": "completed"}
     err = proc.stderr.strip().splitlines()
-    assert f"cl-bench: sweep {tmp_path}/sweep: 2 completed, 1 not completed" in err
+    assert f"cl-bench: sweep {tmp_path}/sweep: 2 finished, 1 failed" in err
     assert any(line.endswith("scenario.n_experiences must divide the 10 classes of digits, got 3") for line in err)
 
 
@@ -52,3 +52,13 @@ def test_slurm_preset_asks_for_a_gpu_per_job():
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1 and launcher.timeout_min > 0
     assert compose_config([]).get("logger") is not None
+
+
+def test_a_diverging_job_stops_early_and_the_sweep_goes_on(tmp_path):
+    proc = sweep(tmp_path, "optimizer.lr=0.01,1e12", "strategy=naive")
+    assert proc.returncode == 0, proc.stderr  # divergence is a result, not a failure
+    assert statuses(tmp_path) == {"0": "completed", "1": "diverged"}
+    results = json.loads((tmp_path / "sweep" / "1" / "results.json").read_text())
+    assert results["diverged_at"]["experience"] == 0 and results["metrics"] == {}
+    assert "cl-bench: diverged: non-finite training loss" in proc.stderr
+    assert f"cl-bench: sweep {tmp_path}/sweep: 2 finished, 0 failed" in proc.stderr

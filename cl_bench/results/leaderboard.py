@@ -105,8 +105,9 @@ def table(runs: list[dict], group_by=DEFAULT_GROUP_BY, metrics=DEFAULT_METRICS) 
              "|" + "---|" * (len(group_by) + len(metrics) + 2)]
     for key, rs in sorted(groups.items(), key=_order(metrics[0])):
         cells = [_cell(rs, m) for m in metrics]
-        seconds = statistics.fmean(r["train_time_s"] for r in rs if "train_time_s" in r)
-        lines.append("| " + " | ".join([*key, str(len(rs)), *cells, f"{seconds:.1f}"]) + " |")
+        times = [r["train_time_s"] for r in rs if "train_time_s" in r]
+        seconds = f"{statistics.fmean(times):.1f}" if times else "n/a"
+        lines.append("| " + " | ".join([*key, str(len(rs)), *cells, seconds]) + " |")
     return "\n".join(lines)
 
 
