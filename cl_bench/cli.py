@@ -3,13 +3,15 @@
     cl-bench [hydra flags] [overrides]      one run, or a sweep with -m
     cl-bench list [scenarios|strategies|models|addons|loggers]
 
-Errors a user can fix (unknown names, missing data, out-of-range values) end a single run with a
-one-line message and exit status 2 instead of a traceback; a run whose loss turns non-finite stops
+Errors a user can fix (unknown names, keys or options, wrong types, out-of-range values, missing
+data) end a single run with a one-line message and exit status 2 instead of a traceback
+(CL_BENCH_DEBUG=1 shows the traceback); a run whose loss turns non-finite stops
 there with status "diverged" and exit status 3. In a sweep a failing job is reported the same way
 and recorded as failed; the other jobs still run and the sweep exits non-zero.
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -19,22 +21,32 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cl_bench.data import DataUnavailableError
+from cl_bench.errors import DataUnavailableError
 from cl_bench.registry import UnknownNameError
 
 USER_ERRORS = (UnknownNameError, DataUnavailableError, ValueError)
 # An absolute path: a relative one would make Hydra look for an importable `conf` package.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+DEBUG = os.environ.get("CL_BENCH_DEBUG", "") not in ("", "0")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def run_from_config(cfg: DictConfig) -> float | None:
+    from hydra import compose
+
     from cl_bench.run import run
+    from cl_bench.validation import config_dirs, group_overrides, validate
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        # What the same group choices give without value overrides: the keys and types allowed.
+        reference = compose(config_name="config",
+                            overrides=group_overrides(list(HydraConfig.get().overrides.task), config_dirs(CONFIG_DIR)))
+        validate(cfg, reference)
         results = run(cfg, HydraConfig.get().runtime.output_dir)
     except USER_ERRORS as exc:
+        if DEBUG:
+            raise
         print(f"cl-bench: error: {exc}", file=sys.stderr)
         if in_sweep:
             return None  # results.json says failed; the sweep report counts it
@@ -67,8 +79,18 @@ def list_registered(kinds: list[str]) -> int:
 
 
 def main() -> None:
+    from cl_bench.validation import ConfigError, check_composition, check_group_choices, config_dirs
+
     if len(sys.argv) > 1 and sys.argv[1] == "list":
         sys.exit(list_registered(sys.argv[2:]))
+    try:
+        check_group_choices(sys.argv[1:], config_dirs(CONFIG_DIR))
+        check_composition(sys.argv[1:], CONFIG_DIR)
+    except ConfigError as exc:
+        if DEBUG:
+            raise
+        print(f"cl-bench: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     run_from_config()
 
 

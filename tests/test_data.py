@@ -87,3 +87,26 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("CL_BENCH_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert resolve_data_root(None) == tmp_path / "cache" / "cl-bench"
+
+
+def test_truncated_archives_are_clear_errors_naming_the_file(tmp_path, shared_mnist_root):
+    import shutil
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (shared_mnist_root / "MNIST" / "raw").glob("*.gz"):
+        shutil.copy(f, raw / f.name)
+    broken = raw / "t10k-images-idx3-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:5000])
+    with pytest.raises(DataUnavailableError, match=f"{broken}: corrupt or truncated file"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_truncated_cifar_batch_is_a_clear_error(tmp_path):
+    from tests.conftest import write_fake_cifar
+
+    write_fake_cifar(tmp_path, 10)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    with pytest.raises(DataUnavailableError, match=f"{batch}: corrupt or truncated file"):
+        load_dataset("cifar10", tmp_path, download=False)

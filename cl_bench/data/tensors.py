@@ -17,9 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-
-class DataUnavailableError(RuntimeError):
-    """A dataset's files are missing and could not be downloaded."""
+from cl_bench.errors import DataUnavailableError
 
 
 @dataclass
@@ -57,8 +55,11 @@ def _normalize(images_uint8: np.ndarray, mean, std) -> torch.Tensor:
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = bytearray(f.read())  # writable, so torch can wrap it without a copy warning
+    try:
+        with opener(path, "rb") as f:
+            raw = bytearray(f.read())  # writable, so torch can wrap it without a copy warning
+    except (EOFError, OSError) as exc:  # truncated or damaged archive: never train on part of it
+        raise DataUnavailableError(f"{path}: corrupt or truncated file ({exc}); replace it with a fresh copy") from None
     magic = int.from_bytes(raw[0:4], "big")
     if magic >> 8 != 0x08:  # 0x08: unsigned byte data, the only type MNIST-likes use
         raise DataUnavailableError(f"{path}: not an idx file of unsigned bytes (magic {magic:#x})")
@@ -120,8 +121,11 @@ def _load_cifar(name: str, root: Path, download: bool) -> TensorData:
     def read(files):
         xs, ys = [], []
         for f in files:
-            with open(base / f, "rb") as fh:
-                entry = pickle.load(fh, encoding="latin1")
+            try:
+                with open(base / f, "rb") as fh:
+                    entry = pickle.load(fh, encoding="latin1")
+            except (EOFError, OSError, pickle.UnpicklingError) as exc:
+                raise DataUnavailableError(f"{base / f}: corrupt or truncated file ({exc}); replace it with a fresh copy") from None
             xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(entry[label_key], dtype=np.int64))
         return _normalize(np.concatenate(xs), _CIFAR_MEAN, _CIFAR_STD), torch.from_numpy(np.concatenate(ys))

@@ -1,0 +1,187 @@
+"""Config checks made before anything is built or trained, each failing with one line that
+names the key, the value and what is allowed.
+
+- Unknown group options (`strategy=nope`) are caught on the command line, before Hydra's own
+  multi-line message.
+- Unknown keys: the config is compared with the one the same group choices give without value
+  overrides; a key only the user's `+key=...` added is unknown.
+- Types follow the reference config's values (an int stays an int, a string a string; None
+  admits anything), except keys that also accept a list.
+- Ranges for the keys where a wrong value would train nonsense instead of failing.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value or key that cannot run; the message is the one line the user sees."""
+
+
+# Keys whose value may be a list although the default is a scalar (one value per experience).
+LIST_OK = {"train.epochs", "strategy.alpha", "scenario.class_weights"}
+
+RANGES = {
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "optimizer.lr": (lambda v: v > 0, "a number > 0"),
+    "optimizer.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "scenario.n_experiences": (lambda v: v >= 1, "an integer >= 1"),
+    "scenario.base.n_experiences": (lambda v: v >= 1, "an integer >= 1"),
+    "scenario.n_tasks": (lambda v: v >= 1, "an integer >= 1"),
+    "scenario.samples_per_class": (lambda v: v >= 1, "an integer >= 1"),
+    "strategy.mem_size": (lambda v: v >= 0, "an integer >= 0"),
+    "strategy.ewc_lambda": (lambda v: v >= 0, "a number >= 0"),
+    "strategy.temperature": (lambda v: v > 0, "a number > 0"),
+    "eval.period": (lambda v: v >= 1, "an integer >= 1"),
+    "eval.samples_per_task": (lambda v: v == -1 or v >= 1, "-1 (the full test split) or an integer >= 1"),
+    "model.hidden_sizes": (lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of integers >= 1"),
+}
+DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def _type_name(value) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _check_type(key: str, value, reference) -> None:
+    if reference is None or (key in LIST_OK and isinstance(value, (list, ListConfig))):
+        return
+    ok = type(value) is type(reference) or (isinstance(reference, float) and type(value) is int)
+    if isinstance(reference, (list, ListConfig)):
+        ok = isinstance(value, (list, ListConfig))
+    if not ok:
+        raise ConfigError(f"{key} must be {_type_name(reference) if not isinstance(reference, (list, ListConfig)) else 'a list'}, "
+                          f"got {value!r}")
+
+
+def validate(cfg: DictConfig, reference: DictConfig | None = None) -> None:
+    """Raise ConfigError for the first problem found."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    ref = OmegaConf.to_container(reference, resolve=True) if reference is not None else None
+
+    def walk(node, ref_node, prefix):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if ref_node is not None and key not in ref_node:
+                allowed = ", ".join(sorted(ref_node)) or "none"
+                raise ConfigError(f"unknown key '{dotted}'; keys allowed {'under ' + prefix[:-1] if prefix else 'at the top'}: {allowed}")
+            ref_value = ref_node.get(key) if ref_node is not None else None
+            if isinstance(value, dict):
+                walk(value, ref_value if isinstance(ref_value, dict) else None, f"{dotted}.")
+                continue
+            if ref_node is not None:
+                _check_type(dotted, value, ref_value)
+            rule = RANGES.get(dotted)
+            if rule and value is not None:
+                check, allowed = rule
+                try:
+                    good = check(value)
+                except TypeError:
+                    good = False
+                if not good:
+                    raise ConfigError(f"{dotted} must be {allowed}, got {value!r}")
+
+    walk(plain, ref, "")
+    if not DEVICE.match(str(plain.get("device"))):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {plain.get('device')!r}")
+
+
+# --- config groups on the command line ----------------------------------------------------------
+
+def config_dirs(main_dir: str) -> list[Path]:
+    from hydra_plugins.cl_bench_plugins.searchpath import external_config_dirs
+
+    return [Path(main_dir), *external_config_dirs()]
+
+
+def group_options(dirs: list[Path]) -> dict[str, set[str]]:
+    groups: dict[str, set[str]] = {}
+    for d in dirs:
+        for sub in d.iterdir():
+            if sub.is_dir() and sub.name != "hydra":
+                groups.setdefault(sub.name, set()).update(p.stem for p in sub.glob("*.yaml"))
+    return groups
+
+
+def check_group_choices(args: list[str], dirs: list[Path]) -> None:
+    """`strategy=nope`, `+addons=[refresh,nope]`, `-m scenario=a,b` -> one line naming the bad option."""
+    groups = group_options(dirs)
+    for arg in args:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        key, value = arg.split("=", 1)
+        group = key.lstrip("+~").split("@")[0]
+        if group not in groups or "." in group:
+            continue
+        for option in re.split(r"[,\[\]\s]+", value):
+            if option and option not in groups[group] and not option.startswith(("range(", "choice(", "glob(")):
+                raise ConfigError(f"unknown {group} '{option}'; available: {', '.join(sorted(groups[group]))}")
+
+
+def group_overrides(overrides: list[str], dirs: list[Path]) -> list[str]:
+    """The overrides that choose group options (no value overrides): they rebuild the reference."""
+    groups = group_options(dirs)
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split("@")[0] in groups]
+
+
+# Hydra flags that take the next argument as their value.
+_FLAGS_WITH_VALUE = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "-c", "--cfg",
+                     "-p", "--package", "--experimental-rerun"}
+
+
+def _overrides_in(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _FLAGS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-") and not arg.lstrip("+~").startswith("hydra"):
+            out.append(arg)
+    return out
+
+
+def check_composition(argv: list[str], main_dir: str) -> None:
+    """Compose the config the command line asks for (the first value of every sweep) and turn
+    Hydra's multi-line composition errors into one line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    overrides = _overrides_in(argv)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"cannot parse the command line ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic") from None
+    first_job = [f"{o.input_line.split('=', 1)[0]}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+                 else o.input_line for o in parsed]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=main_dir, version_base="1.3"):
+            try:
+                compose(config_name="config", overrides=first_job)
+            except HydraException as exc:
+                cause = exc.__cause__ or exc.__context__
+                missing_key = getattr(cause, "full_key", None) if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) else None
+                failing = next((o for o in parsed if missing_key and o.key_or_group == missing_key), None)
+                if failing is not None:
+                    parent, _, _ = failing.key_or_group.rpartition(".")
+                    reference = compose(config_name="config", overrides=group_overrides(first_job, config_dirs(main_dir)))
+                    node = OmegaConf.select(reference, parent) if parent else reference
+                    allowed = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "none"
+                    raise ConfigError(f"unknown key '{failing.key_or_group}' (set to {failing.value()!r}); keys allowed "
+                                      f"{'under ' + parent if parent else 'at the top'}: {allowed}") from None
+                lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+                raise ConfigError(" ".join(lines[:2])) from None
+    finally:
+        GlobalHydra.instance().clear()
