@@ -34,7 +34,6 @@ DEBUG = os.environ.get("CL_BENCH_DEBUG", "") not in ("", "0")
 def run_from_config(cfg: DictConfig) -> float | None:
     from hydra import compose
 
-    from cl_bench.run import run
     from cl_bench.validation import config_dirs, group_overrides, validate
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -43,6 +42,8 @@ def run_from_config(cfg: DictConfig) -> float | None:
         reference = compose(config_name="config",
                             overrides=group_overrides(list(HydraConfig.get().overrides.task), config_dirs(CONFIG_DIR)))
         validate(cfg, reference)
+        from cl_bench.run import run  # torch and Avalanche: only once the config is known to be good
+
         results = run(cfg, HydraConfig.get().runtime.output_dir)
     except USER_ERRORS as exc:
         if DEBUG:
