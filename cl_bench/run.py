@@ -5,6 +5,7 @@ folder."""
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import random
 import resource
@@ -41,6 +42,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def use_deterministic_kernels() -> None:
+    """`deterministic=true`: bitwise-repeatable GPU runs at some speed cost. CPU runs are
+    deterministic already; on CUDA, cuBLAS needs a fixed workspace and cuDNN must not autotune."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -168,6 +177,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     }
     device = torch.device("cpu")
     trackers = SafeTrackers([])
+    kernels = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     failed = True
     try:
         device = resolve_device(str(cfg.device))
@@ -176,6 +186,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["overrides"] = info.overrides  # with the commit, what reproduces this run
         trackers.start(results["config"], info)
         seed_everything(int(cfg.seed))
+        if cfg.get("deterministic", False):
+            use_deterministic_kernels()  # undone in `finally`: sweep jobs share the process
         scenario = SCENARIOS.build(cfg.scenario.name, cfg.scenario, cfg.data.root, int(cfg.seed))
         results["scenario"] = scenario.describe()
         model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
@@ -237,6 +249,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         raise
     finally:
         results["wall_time_s"] = time.perf_counter() - started
+        torch.use_deterministic_algorithms(kernels[0])
+        torch.backends.cudnn.benchmark = kernels[1]
         results["peak_memory"] = peak_memory_mb(device)
         write_json_atomic(output_dir / RESULTS_FILE, results)
         trackers.finish(failed)
