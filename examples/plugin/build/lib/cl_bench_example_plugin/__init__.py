@@ -1,1 +1,0 @@
-"""An example external cl-bench strategy package (see README.md)."""
