@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -45,19 +45,17 @@ RANGES = {
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
-def _type_name(value) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(value), type(value).__name__)
-
-
 def _check_type(key: str, value, reference) -> None:
-    if reference is None or (key in LIST_OK and isinstance(value, (list, ListConfig))):
+    if reference is None or (key in LIST_OK and isinstance(value, list)):
         return
-    ok = type(value) is type(reference) or (isinstance(reference, float) and type(value) is int)
-    if isinstance(reference, (list, ListConfig)):
-        ok = isinstance(value, (list, ListConfig))
+    if isinstance(reference, list):
+        ok, expected = isinstance(value, list), "a list"
+    else:
+        # An int is a fine float; bool is its own type (True is not an acceptable batch size).
+        ok = type(value) is type(reference) or (type(reference) is float and type(value) is int)
+        expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[type(reference)]
     if not ok:
-        raise ConfigError(f"{key} must be {_type_name(reference) if not isinstance(reference, (list, ListConfig)) else 'a list'}, "
-                          f"got {value!r}")
+        raise ConfigError(f"{key} must be {expected}, got {value!r}")
 
 
 def validate(cfg: DictConfig, reference: DictConfig | None = None) -> None:

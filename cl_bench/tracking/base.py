@@ -3,6 +3,7 @@ log_experience (new curve rows and the task-end accuracies), then log_summary, a
 always (also when the run fails)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,8 @@ class SafeTrackers:
                       file=sys.stderr)
                 self.trackers.remove(tracker)
                 if method != "finish":
-                    try:
+                    with contextlib.suppress(Exception):  # it is already broken; closing is best effort
                         tracker.finish(True)
-                    except Exception:
-                        pass
 
     def start(self, config, info):
         self._call("start", config, info)
