@@ -38,3 +38,9 @@ class ProgressBar(SupervisedPlugin):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def state_dict(self) -> dict:
+        return {"experience": self.experience}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.experience = state["experience"]

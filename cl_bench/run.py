@@ -1,7 +1,8 @@
 """One run: build everything from the config, train experience by experience (continual
 evaluation rides along as a plugin), evaluate on every experience's full test set after each,
-and write results.json (atomically), the curves, their plot and the final weights into the run
-folder."""
+checkpoint at each experience boundary, and write results.json (atomically), the curves, their
+plot and the final weights into the run folder. A checkpoint in the run folder means an earlier
+attempt was killed: the run resumes from it."""
 from __future__ import annotations
 
 import functools
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from cl_bench import checkpoint
+from cl_bench.checkpoint import CHECKPOINT_FILE
 from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
 from cl_bench.divergence import Diverged, DivergenceGuard
@@ -130,6 +133,28 @@ def build_continual_evaluation(cfg: DictConfig, scenario, device, output_dir: Pa
     )
 
 
+def write_checkpoint(output_dir: Path, strategy, progress: dict, config: dict, started: float, writes: dict) -> None:
+    t0 = time.perf_counter()
+    progress = {**progress, "wall_time_s": progress["wall_time_s"] + t0 - started}
+    size = checkpoint.save(output_dir / CHECKPOINT_FILE, checkpoint.capture(strategy, progress, config))
+    writes.update(writes=writes["writes"] + 1, seconds=writes["seconds"] + time.perf_counter() - t0, bytes=size)
+
+
+def resume(saved: dict, strategy, device, continual, trackers: SafeTrackers, output_dir: Path) -> dict:
+    """Restore the strategy from a checkpoint and bring the run folder and the trackers back to
+    that boundary: a kill after it may have left later lines, and a tracker starts a new run."""
+    checkpoint.restore(strategy, saved, device)
+    progress = saved["progress"]
+    done = len(progress["acc_matrix"])
+    progress["resumed_from"] = [*progress["resumed_from"], done]
+    curve_rows = continual.rows if continual else []
+    for k, row in enumerate(progress["acc_matrix"]):
+        append_jsonl(output_dir / PROGRESS_FILE, {"experience": k, "accuracy": row})
+        trackers.log_experience(k, [r for r in curve_rows if r[1] == k], row)
+    print(f"cl-bench: resuming {output_dir} after experience {done} of its checkpoint", flush=True)
+    return progress
+
+
 def _title(cfg: DictConfig) -> str:
     return f"{cfg.scenario.name} / {cfg.strategy.name} / seed {cfg.seed}"
 
@@ -177,10 +202,15 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     }
     device = torch.device("cpu")
     trackers = SafeTrackers([])
+    progress = {"wall_time_s": 0.0}
     kernels = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     failed = True
     try:
         device = resolve_device(str(cfg.device))
+        saved = None
+        if (output_dir / CHECKPOINT_FILE).exists():  # a run killed in this folder: resume it
+            saved = checkpoint.load(output_dir / CHECKPOINT_FILE, device)
+            checkpoint.check_same_config(output_dir / CHECKPOINT_FILE, saved["config"], results["config"])
         trackers = SafeTrackers([LOGGERS.build(name, c) for name, c in (cfg.get("logger") or {}).items()])
         info = run_info(int(cfg.seed), output_dir)
         results["overrides"] = info.overrides  # with the commit, what reproduces this run
@@ -210,21 +240,30 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         steps = [list(train_stream)] if offline else list(train_stream)
         if continual:
             continual.all_tasks_seen = offline or scenario.evaluates_all_from_start
-        train_time = 0.0
-        logged_rows = 0
-        for k, step in enumerate(steps):
+        progress = {"acc_matrix": [], "train_time_s": 0.0, "wall_time_s": 0.0, "resumed_from": []}
+        writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
+        (output_dir / PROGRESS_FILE).unlink(missing_ok=True)  # rewritten from what this run keeps
+        if saved is not None:
+            progress = resume(saved, strategy, device, continual, trackers, output_dir)
+        results["acc_matrix"] = progress["acc_matrix"]
+        logged_rows = len(continual.rows) if continual else 0
+        for k in range(len(progress["acc_matrix"]), len(steps)):
             strategy.train_epochs = epochs[k]
             t0 = time.perf_counter()
-            strategy.train(step, eval_streams=[])
-            train_time += time.perf_counter() - t0
+            strategy.train(steps[k], eval_streams=[])
+            progress["train_time_s"] += time.perf_counter() - t0
             row = evaluate_experiences(model, scenario.evaluation_sets, device, int(cfg.train.eval_batch_size))
             results["acc_matrix"].append(row)
-            append_jsonl(output_dir / PROGRESS_FILE, {"experience": len(results["acc_matrix"]) - 1, "accuracy": row})
+            append_jsonl(output_dir / PROGRESS_FILE, {"experience": k, "accuracy": row})
             new_rows = continual.rows[logged_rows:] if continual else []
             logged_rows += len(new_rows)
-            trackers.log_experience(len(results["acc_matrix"]) - 1, new_rows, row)
+            trackers.log_experience(k, new_rows, row)
+            if k + 1 < len(steps):
+                write_checkpoint(output_dir, strategy, progress, results["config"], started, writes)
         results["metrics"] = task_end_metrics(results["acc_matrix"])
-        results["train_time_s"] = train_time
+        results["train_time_s"] = progress["train_time_s"]
+        if progress["resumed_from"]:
+            results["resumed_from"] = progress["resumed_from"]  # experiences done when each resumption began
         if continual:
             finish_continual_evaluation(cfg, continual, results, output_dir, scenario.evaluates_all_from_start)
         if scenario.evaluates_all_from_start:
@@ -233,7 +272,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             plot_accuracy_over_experiences(results["acc_matrix"], output_dir / ACCURACY_PLOT_FILE, _title(cfg))
         results["held_memory_bytes"] = held_memory_bytes(strategy)
         torch.save(model.state_dict(), output_dir / MODEL_FILE)
-        finite = all(torch.isfinite(p).all() for p in model.parameters())
+        finite = all(torch.isfinite(p).all() for p in model.parameters())  # the last step's loss was finite; its update may not be
         results["status"] = "completed" if finite else "diverged"
         trackers.log_summary(results, {"curves_plot": output_dir / PLOT_FILE, "results": output_dir / RESULTS_FILE})
         failed = False
@@ -248,7 +287,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         raise
     finally:
-        results["wall_time_s"] = time.perf_counter() - started
+        results["wall_time_s"] = progress["wall_time_s"] + time.perf_counter() - started
+        if not failed:  # a finished run (completed or diverged) is not resumed; a failed one can be
+            (output_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         torch.use_deterministic_algorithms(kernels[0])
         torch.backends.cudnn.benchmark = kernels[1]
         results["peak_memory"] = peak_memory_mb(device)

@@ -7,12 +7,35 @@ Fisher: squared gradients of minibatch-mean losses on the true labels, averaged 
 That F is about batch-size times smaller than a per-sample Fisher, so lambdas from papers that
 use the per-sample Fisher do not transfer one to one.
 """
-from avalanche.training.plugins import EWCPlugin
+from collections import defaultdict
+
+from avalanche.training.plugins import EWCPlugin as AvalancheEWCPlugin
 from avalanche.training.templates import SupervisedTemplate
+from avalanche.training.utils import ParamData
 
 from cl_bench.registry import register_strategy
 
 MODES = ("separate", "online")
+
+
+class EWCPlugin(AvalancheEWCPlugin):
+    """Avalanche's EWC, with its anchors and importances checkpointed as tensors."""
+
+    def state_dict(self) -> dict:
+        def plain(per_experience):
+            return {exp: {name: p.data for name, p in params.items()} for exp, params in per_experience.items()}
+
+        return {"saved_params": plain(self.saved_params), "importances": plain(self.importances)}
+
+    def load_state_dict(self, state: dict) -> None:
+        def wrapped(per_experience):
+            out = defaultdict(dict)
+            for exp, params in per_experience.items():
+                out[exp] = {name: ParamData(name, init_tensor=t, device=t.device) for name, t in params.items()}
+            return out
+
+        self.saved_params = wrapped(state["saved_params"])
+        self.importances = wrapped(state["importances"])
 
 
 @register_strategy("ewc")

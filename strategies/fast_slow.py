@@ -66,9 +66,16 @@ class FastSlowPlugin(SupervisedPlugin):
         self.anchor = {n: w.clone() for n, w in self.fast.items()}
         # step 2: the slow weights take a step toward them
         for n, w in self.fast.items():
-            self.slow[n] += self.slow_step * (w - self.slow[n])
+            slow = self.slow[n].to(w.device)  # built beside the model on the host; trained on the device
+            self.slow[n] = slow + self.slow_step * (w - slow)
         if self.predict_with == "slow":
             self._load(model, self.slow)
+
+    def state_dict(self) -> dict:
+        return {"slow": self.slow, "fast": self.fast, "anchor": self.anchor, "fisher": self.fisher}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.slow, self.fast, self.anchor, self.fisher = (state[k] for k in ("slow", "fast", "anchor", "fisher"))
 
 
 @register_strategy("fast_slow")

@@ -95,6 +95,13 @@ class RefreshPlugin(SupervisedPlugin):
         for n, f in empirical_fisher(strategy, self.fisher_samples).items():
             self.fisher[n] = self.fisher_decay * self.fisher[n] + f if n in self.fisher else f
 
+    def state_dict(self) -> dict:
+        return {"fisher": self.fisher, "generator": self.generator.get_state(), "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fisher, self.iteration = state["fisher"], state["iteration"]
+        self.generator.set_state(state["generator"].cpu())
+
 
 @register_addon("refresh")
 def build(cfg, seed: int) -> RefreshPlugin:

@@ -21,6 +21,7 @@ from avalanche.training.storage_policy import (
 )
 from avalanche.training.templates import SupervisedTemplate
 
+from cl_bench.checkpoint import dataset_from_state, dataset_state
 from cl_bench.registry import register_strategy
 
 STORAGE_POLICIES = {
@@ -33,10 +34,46 @@ STORAGE_POLICIES = {
 class ReplayPlugin(AvalancheReplayPlugin):
     """Avalanche's ReplayPlugin, updating its buffer through the storage policy's current API:
     0.6.0's own plugin goes through the deprecated `update` (the same call inside) and prints a
-    DeprecationWarning at every experience."""
+    DeprecationWarning at every experience. Its buffer is checkpointed as tensors."""
 
     def after_training_exp(self, strategy, **kwargs):
         self.storage_policy.post_adapt(strategy, strategy.experience)
+
+    def state_dict(self) -> dict:
+        return buffer_state(self.storage_policy)
+
+    def load_state_dict(self, state: dict) -> None:
+        load_buffer_state(self.storage_policy, state)
+
+
+def buffer_state(policy) -> dict:
+    """A storage policy as tensors: its reservoir buffers (samples and their sampling weights),
+    grouped by experience or class for the balanced policies, in the order Avalanche keeps them."""
+    if isinstance(policy, ReservoirSamplingBuffer):
+        return {"max_size": policy.max_size, "weights": policy._buffer_weights, "data": dataset_state(policy.buffer)}
+    state = {"max_size": policy.max_size, "groups": [(key, buffer_state(group)) for key, group in policy.buffer_groups.items()]}
+    if isinstance(policy, ExperienceBalancedBuffer):
+        state["num_exps"] = policy._num_exps
+    if isinstance(policy, ClassBalancedBuffer):
+        state["seen_classes"] = list(policy.seen_classes)  # in the set's own order, which decides group sizes
+    return state
+
+
+def load_buffer_state(policy, state: dict) -> None:
+    policy.max_size = state["max_size"]
+    if isinstance(policy, ReservoirSamplingBuffer):
+        policy._buffer_weights = state["weights"].cpu()
+        policy.buffer = dataset_from_state(state["data"])
+        return
+    policy.buffer_groups = {}
+    for key, group_state in state["groups"]:
+        group = ReservoirSamplingBuffer(group_state["max_size"])
+        load_buffer_state(group, group_state)
+        policy.buffer_groups[key] = group
+    if isinstance(policy, ExperienceBalancedBuffer):
+        policy._num_exps = state["num_exps"]
+    if isinstance(policy, ClassBalancedBuffer):
+        policy.seen_classes = set(state["seen_classes"])
 
 
 class WeightedReplayPlugin(ReplayPlugin):

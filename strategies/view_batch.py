@@ -111,6 +111,13 @@ class ViewBatchPlugin(SupervisedPlugin):
         if self.weight and strategy.clock.train_exp_epochs >= self.warmup_epochs:
             strategy.loss = strategy.loss + self.weight * view_consistency_loss(strategy.mb_output, self.views)
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.generator.set_state(state["generator"].cpu())
+
 
 @register_addon("view_batch")
 def build(cfg, seed: int) -> ViewBatchPlugin:

@@ -62,8 +62,11 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         self.rows: list[tuple[int, int, np.ndarray]] = []
         # Appended at every experience end, so a crash keeps every finished experience's curves.
         self.curves_path = curves_path
-        if curves_path is not None:
-            with open(curves_path, "w") as f:
+        self._write_curves_header()
+
+    def _write_curves_header(self) -> None:
+        if self.curves_path is not None:
+            with open(self.curves_path, "w") as f:
                 f.write("iteration,experience,task,accuracy\n")
 
     def _draw_subsets(self) -> None:
@@ -144,11 +147,35 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
             new_rows.append((iteration, exp, full))
         self._pending.clear()
         self.rows += new_rows
+        self._append_to_curves_file(new_rows)
+
+    def _append_to_curves_file(self, rows) -> None:
         if self.curves_path is not None:
             with open(self.curves_path, "a") as f:
-                for iteration, exp, full in new_rows:
+                for iteration, exp, full in rows:
                     for task in np.nonzero(~np.isnan(full))[0]:
                         f.write(f"{iteration},{exp},{task},{full[task]:.6g}\n")
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        self.flush()
+        return {
+            "updates": self.updates, "current": self.current, "seconds": self.seconds, "task_end": list(self.task_end),
+            "generator": self.generator.get_state(),
+            "iterations": [r[0] for r in self.rows], "experiences": [r[1] for r in self.rows],
+            "accuracy": torch.from_numpy(np.stack([r[2] for r in self.rows])) if self.rows else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates, self.current, self.seconds = state["updates"], state["current"], state["seconds"]
+        self.task_end = list(state["task_end"])
+        self.generator.set_state(state["generator"].cpu())
+        accuracy = [] if state["accuracy"] is None else state["accuracy"].cpu().numpy()
+        self.rows = list(zip(state["iterations"], state["experiences"], accuracy))
+        self._pending.clear()
+        self._write_curves_header()
+        self._append_to_curves_file(self.rows)  # the file starts over with the rows kept
 
     # --- results --------------------------------------------------------------------------------
 

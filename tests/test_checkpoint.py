@@ -1,0 +1,180 @@
+"""Checkpoints and resume: a run interrupted mid-experience and started again in the same folder
+ends with exactly the results of an uninterrupted run, for every strategy and add-on; a crafted
+checkpoint never runs code; a checkpoint from another config is refused."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cl_bench.checkpoint import CHECKPOINT_FILE, CheckpointError
+from cl_bench.divergence import DivergenceGuard
+from cl_bench.registry import list_strategies
+from tests.conftest import REPO, tiny
+
+STABLE = ("acc_matrix", "metrics")
+KILL_AT = 12  # total training iterations: split_digits has ~5 per experience at batch 64
+
+
+class Killed(BaseException):
+    """Stands in for a kill: not an Exception, so nothing in the run may swallow it."""
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """Make the next run stop abruptly before its n-th training update."""
+    def arm(n: int):
+        original = DivergenceGuard.before_backward
+
+        def before_backward(self, strategy, **kwargs):
+            if strategy.clock.train_iterations == n:
+                monkeypatch.setattr(DivergenceGuard, "before_backward", original)  # once
+                raise Killed
+            original(self, strategy, **kwargs)
+
+        monkeypatch.setattr(DivergenceGuard, "before_backward", before_backward)
+
+    return arm
+
+
+def interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path):
+    interrupt_at(KILL_AT)
+    with pytest.raises(Killed):
+        run_job(overrides, name="b")
+    had_checkpoint = (tmp_path / "b" / CHECKPOINT_FILE).exists()
+    return run_job(overrides, name="b"), had_checkpoint
+
+
+CASES = [
+    *[[f"strategy={s}"] for s in list_strategies()],
+    ["strategy=replay", "strategy.storage_policy=class_balanced"],
+    ["strategy=replay", "strategy.storage_policy=reservoir"],
+    ["strategy=replay", "strategy.new_data_weight=0.3"],
+    ["strategy=ewc", "strategy.mode=online"],
+    ["strategy=lwf", "scenario.task_labels=true"],
+    ["strategy=classp", "strategy.phase_switch=true"],
+    ["strategy=replay", "+addons=refresh", "addons.refresh.rate=0.01"],
+    ["strategy=naive", "+addons=refresh", "addons.refresh.variant=code", "addons.refresh.rate=0.01"],
+    ["strategy=replay", "+addons=view_batch", "addons.view_batch.shift=1", "addons.view_batch.warmup_epochs=0"],
+    ["strategy=naive", "+addons=group_mask"],
+    ["strategy=replay", "eval=off"],
+    ["strategy=replay", "eval.resample_each_eval=true", "eval.samples_per_task=50"],
+]
+
+
+@pytest.mark.parametrize("overrides", CASES, ids=[" ".join(c) for c in CASES])
+def test_interrupted_run_resumes_to_identical_results(overrides, run_job, interrupt_at, tmp_path):
+    overrides = tiny(["model.hidden_sizes=[32]", "seed=3", *overrides])
+    a = run_job(overrides, name="a")
+    b, had_checkpoint = interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path)
+    assert b["status"] == "completed"
+    assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
+    if (tmp_path / "a" / "curves.csv").exists():
+        assert (tmp_path / "b" / "curves.csv").read_text() == (tmp_path / "a" / "curves.csv").read_text()
+    progress = (tmp_path / "b" / "progress.jsonl").read_text().splitlines()
+    assert [json.loads(line)["accuracy"] for line in progress] == a["acc_matrix"]
+    if "strategy=joint" in overrides:  # one step, no boundary inside: it starts over
+        assert not had_checkpoint and "resumed_from" not in b
+    else:
+        assert had_checkpoint and b["resumed_from"] == [b["resumed_from"][0]] and 1 <= b["resumed_from"][0] < 5
+    assert not (tmp_path / "b" / CHECKPOINT_FILE).exists()  # a finished run leaves none behind
+
+
+def test_a_run_resumes_more_than_once(run_job, interrupt_at, tmp_path):
+    overrides = tiny(["strategy=ewc", "seed=4"])
+    a = run_job(overrides, name="a")
+    for n in (7, 18):
+        interrupt_at(n)
+        with pytest.raises(Killed):
+            run_job(overrides, name="b")
+    b = run_job(overrides, name="b")
+    assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
+    first, second = b["resumed_from"]  # experiences done at each resumption
+    assert 1 <= first < second < 5
+
+
+def test_checkpoint_from_another_config_is_refused(run_job, interrupt_at, tmp_path):
+    interrupt_at(KILL_AT)
+    with pytest.raises(Killed):
+        run_job(tiny(["optimizer.lr=0.05"]), name="b")
+    with pytest.raises(CheckpointError, match=r"optimizer\.lr=0\.05, this run has optimizer\.lr=0\.1"):
+        run_job(tiny(["optimizer.lr=0.1"]), name="b")
+    assert (tmp_path / "b" / CHECKPOINT_FILE).exists()  # still there for the right command
+    assert run_job(tiny(["optimizer.lr=0.05", "logger=none"]), name="b")["resumed_from"]  # loggers may change
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_checkpoint_is_refused_without_running_code(run_job, tmp_path):
+    marker = tmp_path / "code-ran"
+    (tmp_path / "b").mkdir()
+    with open(tmp_path / "b" / CHECKPOINT_FILE, "wb") as f:
+        pickle.dump({"format": 1, "model": _Payload(marker)}, f)
+    with pytest.raises(CheckpointError, match="refused"):
+        run_job(tiny([]), name="b")
+    assert not marker.exists()
+
+
+def test_corrupt_checkpoint_names_the_file(run_job, interrupt_at, tmp_path):
+    interrupt_at(KILL_AT)
+    with pytest.raises(Killed):
+        run_job(tiny([]), name="b")
+    path = tmp_path / "b" / CHECKPOINT_FILE
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=f"{path}: unreadable checkpoint"):
+        run_job(tiny([]), name="b")
+
+
+# --- a real process, really killed ---------------------------------------------------------------
+
+def cli(run_dir: Path, *overrides: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "cl_bench", f"hydra.run.dir={run_dir}", "device=cpu", "logger=none", *overrides]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_lines(path: Path, n: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        assert process.poll() is None, f"the run ended before {n} experiences:\n{process.stdout.read()}"
+        time.sleep(0.02)
+    raise AssertionError(f"no {n} experiences in {timeout} s")
+
+
+def test_sigkill_mid_experience_then_same_command_gives_same_results(tmp_path):
+    # Epochs long enough (about 1 s per experience here) that a kill 0.3 s after an experience
+    # ends lands inside the next one.
+    overrides = ["strategy=replay", "train.epochs=40", "seed=7"]
+    reference = cli(tmp_path / "a", *overrides)
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()
+    kill_points = []
+    for done in (1, 3):
+        process = cli(tmp_path / "b", *overrides)
+        wait_for_lines(tmp_path / "b" / "progress.jsonl", done, process)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        lines = len((tmp_path / "b" / "progress.jsonl").read_text().splitlines())
+        assert lines < 5 and not (tmp_path / "b" / "results.json").exists()  # killed before the end
+        kill_points.append(lines)
+    final = cli(tmp_path / "b", *overrides)
+    out, _ = final.communicate(timeout=300)
+    assert final.returncode == 0, out
+    assert "resuming" in out
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert b["status"] == "completed" and b["resumed_from"] == kill_points
+    assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
+    assert (tmp_path / "b" / "curves.csv").read_text() == (tmp_path / "a" / "curves.csv").read_text()
