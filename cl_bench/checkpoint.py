@@ -117,7 +117,8 @@ def load(path: Path, device: torch.device) -> dict:
 
 
 def check_same_config(path: Path, saved: dict, current: dict) -> None:
-    """Resuming under another config would splice two different runs into one result."""
+    """Resuming under another config would splice two different runs into one result, and
+    running another config in a finished run's folder would overwrite it."""
     def flat(d, prefix=""):
         out = {}
         for k, v in d.items():
@@ -127,13 +128,15 @@ def check_same_config(path: Path, saved: dict, current: dict) -> None:
         return out
 
     a, b = flat(saved), flat(current)
-    differing = sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
+    # Shallow keys first: `seed` rather than the `eval.subset_seed` that follows it.
+    differing = sorted((k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>")),
+                       key=lambda k: (k.count("."), k))
     if differing:
         k = differing[0]
         raise CheckpointError(
             f"{path} was written by a run with {k}={a.get(k, '<unset>')}, this run has {k}={b.get(k, '<unset>')}"
             f"{f' (and {len(differing) - 1} more differences)' if len(differing) > 1 else ''}: "
-            f"resume with the same command, or use another run directory (hydra.run.dir)")
+            f"run the same command to resume it, or use another run directory (hydra.run.dir)")
 
 
 # --- the strategy -------------------------------------------------------------------------------

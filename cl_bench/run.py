@@ -6,6 +6,7 @@ attempt was killed: the run resumes from it."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import random
@@ -28,7 +29,7 @@ from cl_bench.evaluation.task_end import task_end_metrics
 from cl_bench.divergence import Diverged, DivergenceGuard
 from cl_bench.progress import ProgressBar
 from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES
-from cl_bench.results.files import append_jsonl, write_json_atomic
+from cl_bench.results.files import append_jsonl, json_safe, write_json_atomic
 from cl_bench.results.footprint import held_memory_bytes
 from cl_bench.results.summary import format_summary
 from cl_bench.tracking.base import SafeTrackers, run_info
@@ -133,6 +134,23 @@ def build_continual_evaluation(cfg: DictConfig, scenario, device, output_dir: Pa
     )
 
 
+def finished_run(output_dir: Path, config: dict) -> dict | None:
+    """The results of a run that already finished in this folder (completed or diverged) with
+    this config: running the same command again, e.g. a sweep restarted after a kill, does not
+    train it again. Another config there is refused rather than overwriting it."""
+    path = output_dir / RESULTS_FILE
+    if (output_dir / CHECKPOINT_FILE).exists() or not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text())
+    except ValueError:
+        return None  # never written completely: not a finished run
+    if previous.get("status") not in ("completed", "diverged"):
+        return None
+    checkpoint.check_same_config(path, previous.get("config", {}), json_safe(config))
+    return previous
+
+
 def write_checkpoint(output_dir: Path, strategy, progress: dict, config: dict, started: float, writes: dict) -> None:
     t0 = time.perf_counter()
     progress = {**progress, "wall_time_s": progress["wall_time_s"] + t0 - started}
@@ -190,9 +208,15 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    previous = finished_run(output_dir, config)
+    if previous is not None:
+        print(f"cl-bench: {output_dir} already holds this run ({previous['status']}); "
+              f"use another run directory to run it again", flush=True)
+        return previous
     results: dict = {
         "status": "running",
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": config,
         "seed": int(cfg.seed),
         "strategy": cfg.strategy.name,
         "scenario": {"name": cfg.scenario.name},

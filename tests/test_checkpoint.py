@@ -178,3 +178,20 @@ def test_sigkill_mid_experience_then_same_command_gives_same_results(tmp_path):
     assert b["status"] == "completed" and b["resumed_from"] == kill_points
     assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
     assert (tmp_path / "b" / "curves.csv").read_text() == (tmp_path / "a" / "curves.csv").read_text()
+
+
+def test_a_finished_run_is_not_trained_again_in_its_folder(run_job, tmp_path, capsys):
+    first = run_job(tiny([]), name="b")
+    model_written = (tmp_path / "b" / "model.pt").stat().st_mtime_ns
+    again = run_job(tiny([]), name="b")
+    assert again == json.loads((tmp_path / "b" / "results.json").read_text())
+    assert again["metrics"] == first["metrics"] and "already holds this run" in capsys.readouterr().out
+    assert (tmp_path / "b" / "model.pt").stat().st_mtime_ns == model_written
+
+
+def test_another_config_never_overwrites_a_finished_run(run_job, tmp_path):
+    run_job(tiny(["seed=1"]), name="b")
+    before = (tmp_path / "b" / "results.json").read_text()
+    with pytest.raises(CheckpointError, match=r"results\.json was written by a run with seed=1, this run has seed=2"):
+        run_job(tiny(["seed=2"]), name="b")
+    assert (tmp_path / "b" / "results.json").read_text() == before
