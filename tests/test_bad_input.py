@@ -1,8 +1,10 @@
 """Bad input through the real CLI: every case exits non-zero with exactly one line on stderr that
 names the offending key or option, the value and what is allowed, before any training starts."""
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 # (command-line arguments, exit status, text the one line must contain)
 CASES = [
@@ -48,20 +50,35 @@ CASES = [
      "scenario.schedule: set exactly one of scale, per_phase_budget, total_budget"),
     (["scenario=scole_digits", "scenario.class_weights=skewed"], 2, "scenario.class_weights must be uniform, zipf or a list"),
     (["scenario=fscil_digits", "scenario.n_sessions=9"], 2, "base_classes + n_way * n_sessions = 24 exceeds the 10 classes"),
+    (["scenario=split_mnist", "scenario.download=false", "data.root={damaged}"], 2,
+     "MNIST/raw/train-labels-idx1-ubyte.gz: md5"),
 ]
 
 
-def run_cli(case, cwd):
+def run_cli(case, cwd, paths: dict):
     args, _, _ = case
     cwd.mkdir()
+    args = [a.format(**paths) for a in args]
     return subprocess.run([sys.executable, "-m", "cl_bench", *args, f"hydra.run.dir={cwd}/run", "hydra.sweep.dir=" + f"{cwd}/sweep"],
                           cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_every_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path):
+def damaged_mnist(root: Path, shared_mnist_root: Path) -> Path:
+    """Real MNIST with one byte of the training labels' archive changed."""
+    shutil.copytree(shared_mnist_root / "MNIST", root / "MNIST")
+    labels = root / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz"
+    labels.chmod(0o644)
+    payload = bytearray(labels.read_bytes())
+    payload[-100] ^= 0xFF
+    labels.write_bytes(bytes(payload))
+    return root
+
+
+def test_every_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, shared_mnist_root):
     assert len(CASES) >= 25
+    paths = {"damaged": damaged_mnist(tmp_path / "damaged", shared_mnist_root)}
     with ThreadPoolExecutor(max_workers=2) as pool:  # one process per case, two at a time
-        procs = list(pool.map(lambda ic: run_cli(ic[1], tmp_path / str(ic[0])), enumerate(CASES)))
+        procs = list(pool.map(lambda ic: run_cli(ic[1], tmp_path / str(ic[0]), paths), enumerate(CASES)))
     problems = []
     for (args, status, text), proc in zip(CASES, procs):
         lines = proc.stderr.strip().splitlines()

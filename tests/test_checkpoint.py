@@ -195,3 +195,16 @@ def test_another_config_never_overwrites_a_finished_run(run_job, tmp_path):
     with pytest.raises(CheckpointError, match=r"results\.json was written by a run with seed=1, this run has seed=2"):
         run_job(tiny(["seed=2"]), name="b")
     assert (tmp_path / "b" / "results.json").read_text() == before
+
+
+def test_crafted_checkpoint_through_the_cli_is_one_line_and_exit_2(tmp_path):
+    marker = tmp_path / "code-ran"
+    (tmp_path / "b").mkdir()
+    with open(tmp_path / "b" / CHECKPOINT_FILE, "wb") as f:
+        pickle.dump({"format": 1, "model": _Payload(marker)}, f)
+    process = cli(tmp_path / "b", "train.epochs=1")
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 2
+    lines = [line for line in out.splitlines() if line.startswith("cl-bench: error:")]
+    assert len(lines) == 1 and f"{tmp_path / 'b' / CHECKPOINT_FILE}: refused" in lines[0] and "Traceback" not in out
+    assert not marker.exists() and not (tmp_path / "b" / "model.pt").exists()

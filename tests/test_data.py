@@ -9,7 +9,7 @@ from tests.conftest import write_fake_cifar, write_fake_mnist_like
 @pytest.mark.parametrize("compress", [True, False])
 def test_fashion_mnist_reads_torchvision_idx_files(tmp_path, compress):
     write_fake_mnist_like(tmp_path, "FashionMNIST", n_train=50, n_test=20, compress=compress)
-    data = load_dataset("fmnist", tmp_path, download=False)
+    data = load_dataset("fmnist", tmp_path, download=False, verify_checksums=False)
     assert data.x_train.shape == (50, 1, 28, 28) and data.x_test.shape == (20, 1, 28, 28)
     assert data.x_train.dtype == torch.float32
     assert data.y_train.tolist() == [i % 10 for i in range(50)]
@@ -19,7 +19,7 @@ def test_fashion_mnist_reads_torchvision_idx_files(tmp_path, compress):
 @pytest.mark.parametrize("n_classes", [10, 100])
 def test_cifar_reads_torchvision_pickled_batches(tmp_path, n_classes):
     write_fake_cifar(tmp_path, n_classes, per_file=n_classes * 2)
-    data = load_dataset(f"cifar{n_classes}", tmp_path, download=False)
+    data = load_dataset(f"cifar{n_classes}", tmp_path, download=False, verify_checksums=False)
     n_train_files = 5 if n_classes == 10 else 1
     assert data.x_train.shape == (n_train_files * n_classes * 2, 3, 32, 32)
     assert data.x_test.shape == (n_classes * 2, 3, 32, 32)
@@ -32,7 +32,7 @@ def test_cifar_keeps_channel_layout(tmp_path):
     import pickle
     entry = pickle.load(open(tmp_path / "cifar-10-batches-py" / "test_batch", "rb"), encoding="latin1")
     red_first = entry["data"][0, :1024].reshape(32, 32)
-    data = load_dataset("cifar10", tmp_path, download=False)
+    data = load_dataset("cifar10", tmp_path, download=False, verify_checksums=False)
     mean, std = 0.4914, 0.2470
     np.testing.assert_allclose(data.x_test[0, 0].numpy(), (red_first / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
 
@@ -98,8 +98,30 @@ def test_truncated_archives_are_clear_errors_naming_the_file(tmp_path, shared_mn
         shutil.copy(f, raw / f.name)
     broken = raw / "t10k-images-idx3-ubyte.gz"
     broken.write_bytes(broken.read_bytes()[:5000])
-    with pytest.raises(DataUnavailableError, match=f"{broken}: corrupt or truncated file"):
+    with pytest.raises(DataUnavailableError, match=f"{broken}: md5 [0-9a-f]{{32}} is not torchvision's published"):
         load_dataset("mnist", tmp_path, download=False)
+    with pytest.raises(DataUnavailableError, match=f"{broken}: corrupt or truncated file"):
+        load_dataset("mnist", tmp_path, download=False, verify_checksums=False)  # the parser's own check
+
+
+def test_a_changed_byte_fails_the_checksum(tmp_path, shared_mnist_root):
+    import shutil
+
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(shared_mnist_root / "MNIST" / "raw", raw)
+    changed = raw / "train-labels-idx1-ubyte.gz"
+    changed.chmod(0o644)
+    payload = bytearray(changed.read_bytes())
+    payload[-100] ^= 0xFF
+    changed.write_bytes(bytes(payload))
+    with pytest.raises(DataUnavailableError, match=f"{changed}: md5 .* published d53e105ee54ea40749a09fcbcd1e9432 for MNIST"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_fake_cifar_with_real_names_fails_the_checksum(tmp_path):
+    write_fake_cifar(tmp_path, 100)
+    with pytest.raises(DataUnavailableError, match="cifar-100-python/train: md5 .* for CIFAR100"):
+        load_dataset("cifar100", tmp_path, download=False)
 
 
 def test_truncated_cifar_batch_is_a_clear_error(tmp_path):
@@ -109,4 +131,4 @@ def test_truncated_cifar_batch_is_a_clear_error(tmp_path):
     batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:1000])
     with pytest.raises(DataUnavailableError, match=f"{batch}: corrupt or truncated file"):
-        load_dataset("cifar10", tmp_path, download=False)
+        load_dataset("cifar10", tmp_path, download=False, verify_checksums=False)

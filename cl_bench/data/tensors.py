@@ -1,13 +1,15 @@
 """Whole datasets as normalized float tensors, read from torchvision's on-disk layout.
 
 We parse torchvision's files ourselves (idx for MNIST-likes, pickled batches for CIFAR) instead of
-going through the torchvision dataset classes: those decode one PIL image per sample, verify
-md5 sums (which rejects the small fake files our tests write), and extract archives next to
-read-only sources. torchvision is still what downloads a missing dataset on a connected machine.
+going through the torchvision dataset classes: those decode one PIL image per sample and extract
+archives next to read-only sources. Files are checked against the md5 sums torchvision publishes
+(its own tables) before they are read. torchvision is still what downloads a missing dataset on a
+connected machine.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -71,6 +73,28 @@ def _read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
+def _published_md5(tv_class: str) -> dict[str, str]:
+    """File name -> md5 as torchvision publishes them: the MNIST-likes' .gz archives and the
+    CIFAR batches (extracted idx files and Omniglot's PNGs have none)."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, tv_class)
+    pairs = getattr(cls, "resources", None) or [*getattr(cls, "train_list", []), *getattr(cls, "test_list", [])]
+    return {Path(name).name: md5 for name, md5 in pairs}
+
+
+def _verify_md5(path: Path, tv_class: str) -> None:
+    want = _published_md5(tv_class).get(path.name)
+    if want is None:
+        return
+    with open(path, "rb") as f:
+        got = hashlib.file_digest(f, "md5").hexdigest()
+    if got != want:
+        raise DataUnavailableError(
+            f"{path}: md5 {got} is not torchvision's published {want} for {tv_class}: the file is damaged or not "
+            f"the original; replace it (or set scenario.verify_checksums=false for files of your own)")
+
+
 def _find_idx(raw_dir: Path, stem: str) -> Path | None:
     for candidate in (raw_dir / stem, raw_dir / f"{stem}.gz"):
         if candidate.is_file():
@@ -84,12 +108,16 @@ _IDX_FILES = {
 }
 
 
-def _load_mnist_like(name: str, folder: str, tv_class: str, mean, std, root: Path, download: bool) -> TensorData:
+def _load_mnist_like(name: str, folder: str, tv_class: str, mean, std, root: Path, download: bool,
+                     verify: bool) -> TensorData:
     raw_dir = root / folder / "raw"
     paths = {f: _find_idx(raw_dir, f) for pair in _IDX_FILES.values() for f in pair}
     if any(p is None for p in paths.values()):
         _download(name, tv_class, root, download, searched=raw_dir)
         paths = {f: _find_idx(raw_dir, f) for f in paths}
+    if verify:
+        for path in paths.values():
+            _verify_md5(path, tv_class)
     arrays = {}
     for split, (images, labels) in _IDX_FILES.items():
         arrays[split] = (_read_idx(paths[images])[:, None], _read_idx(paths[labels]).astype(np.int64))
@@ -112,11 +140,14 @@ _CIFAR = {
 _CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def _load_cifar(name: str, root: Path, download: bool) -> TensorData:
+def _load_cifar(name: str, root: Path, download: bool, verify: bool) -> TensorData:
     folder, train_files, test_files, label_key, n_classes, tv_class = _CIFAR[name]
     base = root / folder
     if not all((base / f).is_file() for f in train_files + test_files):
         _download(name, tv_class, root, download, searched=base)
+    if verify:
+        for f in train_files + test_files:
+            _verify_md5(base / f, tv_class)
 
     def read(files):
         xs, ys = [], []
@@ -141,7 +172,7 @@ OMNIGLOT_TRAIN_PER_CLASS = 15  # of each character's 20 drawings; the other 5 ar
 OMNIGLOT_SIZE = 28  # drawings are 105x105; 28x28 is the usual few-shot resolution
 
 
-def _load_omniglot(root: Path, download: bool) -> TensorData:
+def _load_omniglot(root: Path, download: bool, verify: bool) -> TensorData:
     from PIL import Image
 
     base = root / "omniglot-py"
@@ -176,7 +207,7 @@ def _load_omniglot(root: Path, download: bool) -> TensorData:
 
 # --- scikit-learn digits (embedded, no download) ------------------------------------------------
 
-def _load_digits(root: Path, download: bool) -> TensorData:
+def _load_digits(root: Path, download: bool, verify: bool) -> TensorData:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -214,12 +245,13 @@ def _download(name: str, tv_class: str, root: Path, download: bool, searched: Pa
         ) from None
 
 
-_LOADERS: dict[str, Callable[[Path, bool], TensorData]] = {
+# (root, download, verify checksums) -> data
+_LOADERS: dict[str, Callable[[Path, bool, bool], TensorData]] = {
     "digits": _load_digits,
-    "mnist": lambda root, dl: _load_mnist_like("mnist", "MNIST", "MNIST", (0.1307,), (0.3081,), root, dl),
-    "fmnist": lambda root, dl: _load_mnist_like("fmnist", "FashionMNIST", "FashionMNIST", (0.2860,), (0.3530,), root, dl),
-    "cifar10": lambda root, dl: _load_cifar("cifar10", root, dl),
-    "cifar100": lambda root, dl: _load_cifar("cifar100", root, dl),
+    "mnist": lambda root, dl, v: _load_mnist_like("mnist", "MNIST", "MNIST", (0.1307,), (0.3081,), root, dl, v),
+    "fmnist": lambda root, dl, v: _load_mnist_like("fmnist", "FashionMNIST", "FashionMNIST", (0.2860,), (0.3530,), root, dl, v),
+    "cifar10": lambda root, dl, v: _load_cifar("cifar10", root, dl, v),
+    "cifar100": lambda root, dl, v: _load_cifar("cifar100", root, dl, v),
     "omniglot": _load_omniglot,
 }
 
@@ -228,7 +260,10 @@ def list_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> TensorData:
+def load_dataset(name: str, root: str | Path | None = None, download: bool = True,
+                 verify_checksums: bool = True) -> TensorData:
+    """`verify_checksums`: compare files with the md5 sums torchvision publishes for them (off
+    only for files of your own that use the standard names, like the tests' fake data)."""
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset '{name}'; available: {', '.join(list_datasets())}")
-    return _LOADERS[name](resolve_data_root(str(root) if root else None), download)
+    return _LOADERS[name](resolve_data_root(str(root) if root else None), download, verify_checksums)

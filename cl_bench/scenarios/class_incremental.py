@@ -54,7 +54,8 @@ def split_by_class(data, n_experiences: int, order: list[int], task_labels: bool
 
 
 def build_split(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True))
+    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
+                        verify_checksums=cfg.get("verify_checksums", True))
     order = class_order(data.n_classes, cfg.get("class_order"), cfg.get("shuffle_classes", False), seed)
     return split_by_class(data, int(cfg.n_experiences), order, bool(cfg.get("task_labels", False)), name)
 

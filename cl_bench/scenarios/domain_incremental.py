@@ -21,7 +21,8 @@ def _permute(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 
 def build_permuted(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True))
+    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
+                        verify_checksums=cfg.get("verify_checksums", True))
     n_pixels = data.x_train[0].numel()
     g = torch.Generator().manual_seed(seed)
     experiences = []
@@ -44,7 +45,8 @@ def _rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 
 def build_rotated(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True))
+    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
+                        verify_checksums=cfg.get("verify_checksums", True))
     step = float(cfg.angle_step)
     experiences = []
     for i in range(int(cfg.n_experiences)):

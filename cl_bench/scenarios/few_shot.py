@@ -70,7 +70,8 @@ def _few_shot_scenario(data, sessions: list[list[int]], shots: list[int | None],
 
 
 def build_fscil(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True))
+    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
+                        verify_checksums=cfg.get("verify_checksums", True))
     base, n_way, k_shot = _positive(cfg, "base_classes"), _positive(cfg, "n_way"), _positive(cfg, "k_shot")
     n_sessions = _positive(cfg, "n_sessions", minimum=0)
     if base + n_way * n_sessions > data.n_classes:
@@ -85,7 +86,8 @@ def build_fscil(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
 
 
 def build_cfsl(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True))
+    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
+                        verify_checksums=cfg.get("verify_checksums", True))
     n_tasks, n_way, k_shot = _positive(cfg, "n_tasks"), _positive(cfg, "n_way"), _positive(cfg, "k_shot")
     # Shuffled with the seed unless an order is given: which classes form the stream is part of the draw.
     order = class_order(data.n_classes, cfg.get("class_order"), cfg.get("shuffle_classes", True), seed)

@@ -32,7 +32,8 @@ def class_weights(spec, n_classes: int, zipf_exponent: float) -> torch.Tensor:
 
 
 def build_long_stream(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True))
+    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
+                        verify_checksums=cfg.get("verify_checksums", True))
     n_tasks, per_task, shots = int(cfg.n_tasks), int(cfg.classes_per_task), int(cfg.samples_per_class)
     weights = class_weights(cfg.class_weights, data.n_classes, cfg.get("zipf_exponent", 1.0))
     if n_tasks < 1 or shots < 1:
