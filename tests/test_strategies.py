@@ -102,7 +102,7 @@ def test_weighted_replay_on_digits(run_job):
     weighted = run_job(["strategy=replay", "strategy.new_data_weight=0.3", "strategy.storage_policy=class_balanced"])
     assert weighted["metrics"]["acc"] >= 0.75
     with pytest.raises(ValueError, match=r"strategy.new_data_weight must be null or in \[0, 1\]"):
-        run_job(["strategy=replay", "strategy.new_data_weight=1.5"])
+        run_job(["strategy=replay", "strategy.new_data_weight=1.5"], name="bad")
 
 
 def test_held_memory_is_reported(run_job):
@@ -123,4 +123,4 @@ def test_epochs_per_experience(run_job):
     expected = sum(per_exp_updates[:4]) + 3 * per_exp_updates[4] + 5
     assert protocol["evaluations"] == expected
     with pytest.raises(ValueError, match="train.epochs must be an int >= 1 or a list of 5"):
-        run_job(["train.epochs=[1,2]"])
+        run_job(["train.epochs=[1,2]"], name="bad")

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,20 @@ def wandb_records(run_dir: Path) -> dict:
     return out
 
 
+def finished_wandb_records(run_dir: Path, timeout: float = 20) -> dict:
+    """The records once the exit record is on disk: wandb's writer is a separate process, and on a
+    loaded machine its last records can land a moment after `finish()` returns."""
+    deadline = time.monotonic() + timeout
+    records = wandb_records(run_dir)
+    while records["exit"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        records = wandb_records(run_dir)
+    return records
+
+
 def test_wandb_offline_run_holds_config_curves_task_end_summary_and_plot(run_job, tmp_path):
     results = run_job(tiny(["logger=[wandb,csv]", "logger.wandb.tags=[smoke]"]), name="run")
-    rec = wandb_records(tmp_path / "run")
+    rec = finished_wandb_records(tmp_path / "run")
     assert rec["config"]["strategy"]["name"] == "replay" and rec["config"]["setting"] == "defaults"
     assert list(rec["run"].tags) == ["smoke"] and rec["exit"] == 0
     curves = [h for h in rec["history"] if "iteration" in h]
@@ -68,7 +80,7 @@ def test_wandb_offline_run_holds_config_curves_task_end_summary_and_plot(run_job
 def test_a_failing_run_still_finishes_its_wandb_run(run_job, tmp_path):
     with pytest.raises(ValueError, match="scenario.n_experiences must divide"):
         run_job(["logger=wandb", "scenario.n_experiences=3"], name="bad")
-    assert wandb_records(tmp_path / "bad")["exit"] == 1
+    assert finished_wandb_records(tmp_path / "bad")["exit"] == 1
     assert json.loads((tmp_path / "bad" / "results.json").read_text())["status"] == "failed"
 
 
