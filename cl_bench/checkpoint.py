@@ -18,6 +18,7 @@ import os
 import pickle
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,9 @@ def save(path: Path, state: dict) -> int:
 
 def load(path: Path, device: torch.device) -> dict:
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle protocol: the refusal below says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path}: refused: it holds more than tensors and plain containers ({first}); "

@@ -229,4 +229,5 @@ def test_crafted_checkpoint_through_the_cli_is_one_line_and_exit_2(tmp_path):
     assert process.returncode == 2
     lines = [line for line in out.splitlines() if line.startswith("cl-bench: error:")]
     assert len(lines) == 1 and f"{tmp_path / 'b' / CHECKPOINT_FILE}: refused" in lines[0] and "Traceback" not in out
+    assert "Warning" not in out  # the refusal is the only thing said
     assert not marker.exists() and not (tmp_path / "b" / "model.pt").exists()
