@@ -165,6 +165,10 @@ def resume(saved: dict, strategy, device, continual, trackers: SafeTrackers, out
     progress = saved["progress"]
     done = len(progress["acc_matrix"])
     progress["resumed_from"] = [*progress["resumed_from"], done]
+    progress["commits"] = [*progress["commits"], git_commit()]
+    if len(set(progress["commits"])) > 1:
+        print(f"cl-bench: warning: this run was started at commit {progress['commits'][0]} and resumes at "
+              f"{progress['commits'][-1]}; results.json lists the commit of every attempt", flush=True)
     curve_rows = continual.rows if continual else []
     for k, row in enumerate(progress["acc_matrix"]):
         append_jsonl(output_dir / PROGRESS_FILE, {"experience": k, "accuracy": row})
@@ -264,7 +268,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         steps = [list(train_stream)] if offline else list(train_stream)
         if continual:
             continual.all_tasks_seen = offline or scenario.evaluates_all_from_start
-        progress = {"acc_matrix": [], "train_time_s": 0.0, "wall_time_s": 0.0, "resumed_from": []}
+        progress = {"acc_matrix": [], "train_time_s": 0.0, "wall_time_s": 0.0, "resumed_from": [],
+                    "commits": [git_commit()]}
         writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
         (output_dir / PROGRESS_FILE).unlink(missing_ok=True)  # rewritten from what this run keeps
         if saved is not None:
@@ -288,6 +293,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         results["train_time_s"] = progress["train_time_s"]
         if progress["resumed_from"]:
             results["resumed_from"] = progress["resumed_from"]  # experiences done when each resumption began
+            if len(set(progress["commits"])) > 1:  # code changed between attempts: say so with the numbers
+                results["git_commits"] = progress["commits"]
         if continual:
             finish_continual_evaluation(cfg, continual, results, output_dir, scenario.evaluates_all_from_start)
         if scenario.evaluates_all_from_start:

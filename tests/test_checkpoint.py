@@ -231,3 +231,16 @@ def test_crafted_checkpoint_through_the_cli_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1 and f"{tmp_path / 'b' / CHECKPOINT_FILE}: refused" in lines[0] and "Traceback" not in out
     assert "Warning" not in out  # the refusal is the only thing said
     assert not marker.exists() and not (tmp_path / "b" / "model.pt").exists()
+
+
+def test_resuming_under_another_commit_is_recorded(run_job, interrupt_at, tmp_path, monkeypatch, capsys):
+    import cl_bench.run
+
+    interrupt_at(KILL_AT)
+    monkeypatch.setattr(cl_bench.run, "git_commit", lambda: "1111111")
+    with pytest.raises(Killed):
+        run_job(tiny([]), name="b")
+    monkeypatch.setattr(cl_bench.run, "git_commit", lambda: "2222222")
+    b = run_job(tiny([]), name="b")
+    assert b["git_commit"] == "2222222" and b["git_commits"] == ["1111111", "2222222"]
+    assert "started at commit 1111111 and resumes at 2222222" in capsys.readouterr().out
