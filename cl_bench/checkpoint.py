@@ -56,7 +56,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-# --- datasets as tensors (replay buffers, Cumulative's union) -----------------------------------
+# --- datasets as tensors (replay buffers) -------------------------------------------------------
 
 def dataset_state(dataset) -> dict:
     """An Avalanche dataset of (x, y, task) samples as three tensors, in order. Inputs are taken
