@@ -9,8 +9,8 @@ class Cumulative(AvalancheCumulative):
     """Avalanche's Cumulative. A checkpoint holds which experiences were seen, not their data:
     the union is rebuilt from the stream when a resumed run trains again."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, **kwargs):  # keywords only, as Avalanche asks of strategy constructors
+        super().__init__(**kwargs)
         self.seen: list[int] = []
 
     def train_dataset_adaptation(self, **kwargs):
