@@ -7,13 +7,12 @@ init because any module that touches avalanche.training or avalanche.models trig
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 
 def import_quietly() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
-        try:
+        with contextlib.suppress(ImportError):  # not installed: nothing to silence
             import qpsolvers  # noqa: F401
-        except ImportError:  # not installed: nothing to silence
-            pass

@@ -57,7 +57,7 @@ def count_updates(monkeypatch):
     monkeypatch.setattr(DivergenceGuard, "before_backward", original)
 
 
-def interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path, kill_at=KILL_AT):
+def interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path, kill_at: int):
     interrupt_at(kill_at)
     with pytest.raises(Killed):
         run_job(overrides, name="b")

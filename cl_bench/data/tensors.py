@@ -8,6 +8,7 @@ connected machine.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -73,6 +74,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
+@functools.cache
 def _published_md5(tv_class: str) -> dict[str, str]:
     """File name -> md5 as torchvision publishes them: the MNIST-likes' .gz archives and the
     CIFAR batches (extracted idx files and Omniglot's PNGs have none)."""
