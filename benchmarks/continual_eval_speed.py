@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-JOB = ["scenario=split_mnist", "scenario.download=false", "strategy=replay", "strategy.mem_size=2000",
+JOB = ["scenario=split_mnist", "data.download=false", "strategy=replay", "strategy.mem_size=2000",
        "model=mlp", "optimizer.lr=0.01", "optimizer.momentum=0.9", "train.epochs=1",
        "train.batch_size=128", "train.eval_batch_size=1024"]
 

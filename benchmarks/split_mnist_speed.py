@@ -35,7 +35,7 @@ def run_cl_bench(data_root: Path, device: str, seed: int, out: Path) -> dict:
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
-            "scenario=split_mnist", f"data.root={data_root}", "scenario.download=false",
+            "scenario=split_mnist", f"data.root={data_root}", "data.download=false",
             "strategy=replay", "strategy.mem_size=2000", "model=mlp", "optimizer=sgd",
             "optimizer.lr=0.01", "optimizer.momentum=0.9", "train.epochs=1", "train.batch_size=128",
             "train.eval_batch_size=1024", "eval=off", f"device={device}", f"seed={seed}",

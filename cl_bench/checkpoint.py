@@ -14,25 +14,19 @@ containers) and `load_state_dict(state)`. Tensors come back on the run's device.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-CHECKPOINT_FILE = "checkpoint.pt"
+from cl_bench.errors import CheckpointError
+from cl_bench.results.run_folder import CHECKPOINT, PROGRESS, append_jsonl, write_atomic
+
 FORMAT = 1
-# Keys whose value may change between the killed run and its resumption: where results are sent
-# is not part of what is computed.
-FREE_KEYS = ("logger",)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from: unreadable, unsafe, or from another config."""
 
 
 # --- RNGs ---------------------------------------------------------------------------------------
@@ -56,50 +50,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-# --- datasets as tensors (replay buffers) -------------------------------------------------------
-
-def dataset_state(dataset) -> dict:
-    """An Avalanche dataset of (x, y, task) samples as three tensors, in order. Inputs are taken
-    as the dataset returns them: cl-bench's datasets are tensors without transforms."""
-    if len(dataset) == 0:
-        return {"x": None, "y": None, "t": None}
-    # A private generator: a DataLoader draws its base seed even when it does not shuffle.
-    loader = torch.utils.data.DataLoader(dataset, batch_size=len(dataset), generator=torch.Generator())
-    x, y, t = next(iter(loader))[:3]
-    return {"x": x, "y": y, "t": t}
-
-
-def dataset_from_state(state: dict):
-    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset, concat_datasets
-
-    if state["x"] is None:
-        return concat_datasets([])
-    x, y, t = (state[k].cpu() for k in ("x", "y", "t"))
-    # One piece per run of equal task labels, each labelled by a constant as the experiences'
-    # datasets are: Avalanche cannot concatenate a per-sample label list with a constant one.
-    starts = [0, *(torch.nonzero(t[1:] != t[:-1]).flatten() + 1).tolist(), len(t)]
-    return concat_datasets([
-        _make_taskaware_tensor_classification_dataset(x[a:b], y[a:b], task_labels=int(t[a]))
-        for a, b in zip(starts[:-1], starts[1:])
-    ])
-
-
 # --- files --------------------------------------------------------------------------------------
 
 def save(path: Path, state: dict) -> int:
-    """Write atomically (temp file, fsync, rename); returns the file's size in bytes."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.stat().st_size
+    """Write atomically; returns the file's size in bytes."""
+    return write_atomic(path, lambda f: torch.save(state, f), binary=True)
 
 
 def load(path: Path, device: torch.device) -> dict:
@@ -117,29 +72,6 @@ def load(path: Path, device: torch.device) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cl-bench checkpoint of format {FORMAT}; delete it to start the run over")
     return state
-
-
-def check_same_config(path: Path, saved: dict, current: dict) -> None:
-    """Resuming under another config would splice two different runs into one result, and
-    running another config in a finished run's folder would overwrite it."""
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            if prefix == "" and k in FREE_KEYS:
-                continue
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    a, b = flat(saved), flat(current)
-    # Shallow keys first: `seed` rather than the `eval.subset_seed` that follows it.
-    differing = sorted((k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>")),
-                       key=lambda k: (k.count("."), k))
-    if differing:
-        k = differing[0]
-        raise CheckpointError(
-            f"{path} was written by a run with {k}={a.get(k, '<unset>')}, this run has {k}={b.get(k, '<unset>')}"
-            f"{f' (and {len(differing) - 1} more differences)' if len(differing) > 1 else ''}: "
-            f"run the same command to resume it, or use another run directory (hydra.run.dir)")
 
 
 # --- the strategy -------------------------------------------------------------------------------
@@ -196,3 +128,33 @@ def restore(strategy, state: dict, device: torch.device) -> None:
         if key in state["plugins"]:
             plugin.load_state_dict(state["plugins"][key])
     set_rng_state(state["rng"])  # last: nothing above may draw from the restored streams
+
+
+# --- the run folder at a boundary ---------------------------------------------------------------
+
+def write(output_dir: Path, strategy, progress: dict, config: dict, started: float, writes: dict) -> None:
+    """Checkpoint at an experience boundary; `writes` counts this process's writes, seconds, bytes."""
+    t0 = time.perf_counter()
+    progress = {**progress, "wall_time_s": progress["wall_time_s"] + t0 - started}
+    size = save(Path(output_dir) / CHECKPOINT, capture(strategy, progress, config))
+    writes.update(writes=writes["writes"] + 1, seconds=writes["seconds"] + time.perf_counter() - t0, bytes=size)
+
+
+def resume(saved: dict, strategy, device, continual, trackers, output_dir: Path, commit: str | None) -> dict:
+    """Restore the strategy from a checkpoint and bring the run folder and the trackers back to
+    that boundary: a kill after it may have left later lines, and a tracker starts a new run.
+    Returns the run's progress (task-end rows, times, resumptions, commits)."""
+    restore(strategy, saved, device)
+    progress = saved["progress"]
+    done = len(progress["acc_matrix"])
+    progress["resumed_from"] = [*progress["resumed_from"], done]
+    progress["commits"] = [*progress["commits"], commit]
+    if len(set(progress["commits"])) > 1:
+        print(f"cl-bench: warning: this run was started at commit {progress['commits'][0]} and resumes at "
+              f"{progress['commits'][-1]}; results.json lists the commit of every attempt", flush=True)
+    curve_rows = continual.rows if continual else []
+    for k, row in enumerate(progress["acc_matrix"]):
+        append_jsonl(Path(output_dir) / PROGRESS, {"experience": k, "accuracy": row})
+        trackers.log_experience(k, [r for r in curve_rows if r[1] == k], row)
+    print(f"cl-bench: resuming {output_dir} after experience {done} of its checkpoint", flush=True)
+    return progress

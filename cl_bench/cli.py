@@ -1,19 +1,18 @@
-"""The `cl-bench` command: compose the Hydra config, run it, return the final accuracy.
+"""The `cl-bench` command: compose the Hydra config, run it, return the metric a sweep optimizes.
 
     cl-bench [hydra flags] [overrides]      one run, or a sweep with -m
     cl-bench list [scenarios|strategies|models|addons|loggers]
 
-Errors a user can fix (unknown names, keys or options, wrong types, out-of-range values, missing
-data) end a single run with a one-line message and exit status 2 instead of a traceback
-(CL_BENCH_DEBUG=1 shows the traceback); a run whose loss turns non-finite stops
-there with status "diverged" and exit status 3. In a sweep a failing job is reported the same way
-and recorded as failed; the other jobs still run and the sweep exits non-zero.
+Errors a user can fix (`cl_bench.errors.UserError`: unknown names, keys or options, wrong types,
+out-of-range values, missing data, a checkpoint from another config) end a single run with one
+line and exit status 2; anything else is a bug and says so in one line, exit status 1
+(CL_BENCH_DEBUG=1 shows the traceback of either). A run whose loss turns non-finite stops there
+with status "diverged" and exit status 3. In a sweep a failing job is reported the same way and
+recorded as failed; the other jobs still run and the sweep exits non-zero.
 """
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 from pathlib import Path
 
 import hydra
@@ -21,13 +20,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cl_bench.errors import DataUnavailableError
-from cl_bench.registry import UnknownNameError
+from cl_bench.errors import EXIT_DIVERGED, UserError, debugging, describe, exit_status
 
-USER_ERRORS = (UnknownNameError, DataUnavailableError, ValueError)
 # An absolute path: a relative one would make Hydra look for an importable `conf` package.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-DEBUG = os.environ.get("CL_BENCH_DEBUG", "") not in ("", "0")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -45,23 +41,18 @@ def run_from_config(cfg: DictConfig) -> float | None:
         from cl_bench.run import run  # torch and Avalanche: only once the config is known to be good
 
         results = run(cfg, HydraConfig.get().runtime.output_dir)
-    except USER_ERRORS as exc:
-        if DEBUG:
+    except Exception as exc:
+        if debugging():
             raise
-        print(f"cl-bench: error: {exc}", file=sys.stderr)
+        print(describe(exc), file=sys.stderr)
         if in_sweep:
             return None  # results.json says failed; the sweep report counts it
-        sys.exit(2)
-    except Exception:
-        if not in_sweep:
-            raise
-        traceback.print_exc()
-        return None
+        sys.exit(exit_status(exc))
     if results["status"] == "diverged":
         print(f"cl-bench: diverged: {results['error']}", file=sys.stderr)
         if in_sweep:
             return None  # a result, not a failure: the sweep goes on and reports it
-        sys.exit(3)
+        sys.exit(EXIT_DIVERGED)
     return results["metrics"]["acc"]
 
 
@@ -80,18 +71,18 @@ def list_registered(kinds: list[str]) -> int:
 
 
 def main() -> None:
-    from cl_bench.validation import ConfigError, check_composition, check_group_choices, config_dirs
+    from cl_bench.validation import check_composition, check_group_choices, config_dirs
 
     if len(sys.argv) > 1 and sys.argv[1] == "list":
         sys.exit(list_registered(sys.argv[2:]))
     try:
         check_group_choices(sys.argv[1:], config_dirs(CONFIG_DIR))
         check_composition(sys.argv[1:], CONFIG_DIR)
-    except ConfigError as exc:
-        if DEBUG:
+    except UserError as exc:
+        if debugging():
             raise
-        print(f"cl-bench: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        print(describe(exc), file=sys.stderr)
+        sys.exit(exit_status(exc))
     run_from_config()
 
 

@@ -18,3 +18,9 @@ class DivergenceGuard(SupervisedPlugin):
         # One host sync per iteration: the price of never stepping on a NaN.
         if not torch.isfinite(strategy.loss).all():
             raise Diverged(strategy.clock.train_exp_counter, strategy.clock.train_exp_iterations, repr(float(strategy.loss.detach())))
+
+    def after_training_exp(self, strategy, **kwargs):
+        # The last update of an experience follows a finite loss but may itself blow up.
+        if not all(torch.isfinite(p).all() for p in strategy.model.parameters()):
+            raise Diverged(strategy.clock.train_exp_counter, strategy.clock.train_exp_iterations, "finite loss, "
+                           "non-finite weights after the experience's last update")

@@ -1,36 +1,64 @@
-"""One registry per kind of component (scenarios, strategies, models), timm-style.
+"""One registry per kind of component, timm-style: a component registers itself with a decorator
+and the run looks it up by the name its config uses.
 
-A component registers itself with a decorator; the CLI looks it up by the name used in the
-config. Strategies also load from other installed packages through the `cl_bench.strategies`
-entry-point group, so a new method can live outside this repo.
+    @register_strategy("replay", rules={"mem_size": at_least(1)})
+    def build(cfg, model, optimizer, criterion, plugins=(), **common): ...
+
+Every kind also loads from other installed packages through an entry-point group
+(`cl_bench.<kind plural>`, e.g. `cl_bench.strategies`, `cl_bench.scenarios`), so a new method,
+scenario, model, add-on or logger can live outside this repo.
+
+What a component declares where it registers, so that the run checks it before building anything
+(Mammoth-style), for plugins as for our own code:
+- `rules`: constraints on its own config keys (`cl_bench.rules`);
+- strategies only: the `settings` they run in (class-, domain-, task-incremental) and whether they
+  train `offline` (once, on the whole stream, like joint training).
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Callable
 
+from cl_bench.errors import ConfigError, UnknownNameError
+from cl_bench.rules import Rule, check
 
-class UnknownNameError(ValueError):
-    """A config named a component that is not registered."""
+# van de Ven et al.'s three scenarios; every scenario says which one it is (Scenario.setting).
+SETTINGS = ("class_incremental", "domain_incremental", "task_incremental")
+
+
+@dataclass(frozen=True)
+class Entry:
+    builder: Callable
+    rules: dict[str, Rule] = field(default_factory=dict)
+    settings: tuple[str, ...] = SETTINGS
+    offline: bool = False
 
 
 class Registry:
     def __init__(self, kind: str, modules: tuple[str, ...] = (), entry_point_group: str | None = None):
         self.kind = kind
-        self._builders: dict[str, Callable] = {}
+        self._entries: dict[str, Entry] = {}
         # Packages whose submodules register into this registry when imported.
         self._modules = modules
         self._entry_point_group = entry_point_group
         self._loaded = False
 
-    def register(self, name: str) -> Callable[[Callable], Callable]:
+    def register(self, name: str, *, rules: dict[str, Rule] | None = None, **traits) -> Callable[[Callable], Callable]:
+        unknown = set(traits) - {"settings", "offline"}
+        if unknown:
+            raise TypeError(f"{self.kind} '{name}': unknown registration argument(s) {', '.join(sorted(unknown))}")
+        bad = set(traits.get("settings", ())) - set(SETTINGS)
+        if bad:
+            raise TypeError(f"{self.kind} '{name}': settings must be among {', '.join(SETTINGS)}, got {sorted(bad)}")
+
         def decorator(builder: Callable) -> Callable:
-            existing = self._builders.get(name)
-            if existing is not None and existing is not builder:
+            existing = self._entries.get(name)
+            if existing is not None and existing.builder is not builder:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._builders[name] = builder
+            self._entries[name] = Entry(builder, dict(rules or {}), **traits)
             return builder
 
         return decorator
@@ -51,28 +79,36 @@ class Registry:
 
     def names(self) -> list[str]:
         self._load()
-        return sorted(self._builders)
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        self._load()
+        if name not in self._entries:
+            raise UnknownNameError(f"unknown {self.kind} '{name}'; registered: {', '.join(self.names())}")
+        return self._entries[name]
 
     def get(self, name: str) -> Callable:
-        self._load()
-        if name not in self._builders:
-            raise UnknownNameError(
-                f"unknown {self.kind} '{name}'; registered: {', '.join(self.names())}"
-            )
-        return self._builders[name]
+        return self.entry(name).builder
+
+    def check(self, name: str, cfg, key: str) -> None:
+        """The component's declared rules on its config node, named `key` in messages."""
+        check(self.entry(name).rules, cfg, key)
 
     def build(self, name: str, *args, **kwargs):
         return self.get(name)(*args, **kwargs)
 
 
-SCENARIOS = Registry("scenario", modules=("cl_bench.scenarios",))
-MODELS = Registry("model", modules=("cl_bench.models",))
+SCENARIOS = Registry("scenario", modules=("cl_bench.scenarios",), entry_point_group="cl_bench.scenarios")
+MODELS = Registry("model", modules=("cl_bench.models",), entry_point_group="cl_bench.models")
 STRATEGIES = Registry("strategy", modules=("strategies",), entry_point_group="cl_bench.strategies")
 # Add-ons are plugins that compose with any strategy (`+addons=refresh`): they live beside the
 # strategies and register with `@register_addon(name)`: build(cfg, seed) -> Avalanche plugin.
 ADDONS = Registry("addon", modules=("strategies",), entry_point_group="cl_bench.addons")
 # Experiment trackers (`logger=[wandb,csv]`): build(cfg) -> cl_bench.tracking.base.Tracker.
-LOGGERS = Registry("logger", modules=("cl_bench.tracking",))
+LOGGERS = Registry("logger", modules=("cl_bench.tracking",), entry_point_group="cl_bench.loggers")
+
+# Where other packages register: the Hydra search-path plugin adds the conf/ folder of each.
+ENTRY_POINT_GROUPS = tuple(r._entry_point_group for r in (SCENARIOS, MODELS, STRATEGIES, ADDONS, LOGGERS))
 
 register_scenario = SCENARIOS.register
 register_model = MODELS.register
@@ -85,3 +121,21 @@ list_models = MODELS.names
 list_strategies = STRATEGIES.names
 list_addons = ADDONS.names
 list_loggers = LOGGERS.names
+
+
+def check_components(cfg) -> None:
+    """Every chosen component's declared rules, before anything is built."""
+    SCENARIOS.check(cfg.scenario.name, cfg.scenario, "scenario")
+    MODELS.check(cfg.model.name, cfg.model, "model")
+    STRATEGIES.check(cfg.strategy.name, cfg.strategy, "strategy")
+    for name, addon_cfg in (cfg.get("addons") or {}).items():
+        ADDONS.check(name, addon_cfg, f"addons.{name}")
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        LOGGERS.check(name, logger_cfg, f"logger.{name}")
+
+
+def check_pairing(strategy: str, scenario: str, setting: str) -> None:
+    """A strategy on a scenario setting it does not support fails before training."""
+    supported = STRATEGIES.entry(strategy).settings
+    if setting not in supported:
+        raise ConfigError(f"strategy '{strategy}' runs {' or '.join(supported)} only; scenario '{scenario}' is {setting}")

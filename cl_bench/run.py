@@ -1,21 +1,19 @@
 """One run: build everything from the config, train experience by experience (continual
 evaluation rides along as a plugin), evaluate on every experience's full test set after each,
-checkpoint at each experience boundary, and write results.json (atomically), the curves, their
-plot and the final weights into the run folder. A checkpoint in the run folder means an earlier
-attempt was killed: the run resumes from it."""
+checkpoint at each experience boundary, and finish with the metrics, curves, plot and weights.
+
+`run()` is the wrapper (a finished run is not trained again; the results file is written whatever
+happens, with the status, times and memory); `train_and_evaluate()` is the run itself, top to
+bottom: build, train loop, finish. A checkpoint in the run folder means an earlier attempt was
+killed: the run resumes from it (cl_bench/checkpoint.py).
+"""
 from __future__ import annotations
 
-import functools
-import json
 import os
-import platform
 import random
-import resource
-import subprocess
 import time
 import traceback
 import warnings
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +21,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cl_bench import checkpoint
-from cl_bench.checkpoint import CHECKPOINT_FILE
+from cl_bench.data import DataSource
+from cl_bench.divergence import Diverged, DivergenceGuard
+from cl_bench.errors import ConfigError
+from cl_bench.evaluation import continual as continual_evaluation
 from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
-from cl_bench.divergence import Diverged, DivergenceGuard
 from cl_bench.progress import ProgressBar
-from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES
-from cl_bench.results.files import append_jsonl, json_safe, write_json_atomic
+from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES, check_components, check_pairing
+from cl_bench.results import run_folder as files
 from cl_bench.results.footprint import held_memory_bytes
+from cl_bench.results.provenance import git_commit, package_versions, peak_memory_mb
 from cl_bench.results.summary import format_summary
+from cl_bench.rules import check
 from cl_bench.tracking.base import SafeTrackers, run_info
-
-RESULTS_FILE = "results.json"
-PROGRESS_FILE = "progress.jsonl"
-CURVES_FILE = "curves.csv"
-PLOT_FILE = "curves.png"
-ACCURACY_PLOT_FILE = "accuracy.png"
-MODEL_FILE = "model.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -57,14 +52,12 @@ def use_deterministic_kernels() -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device's form is validated with the config; here only whether CUDA is there."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' requested but CUDA is not available; use device=auto or device=cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got '{name}'") from None
+        raise ConfigError(f"device '{name}' requested but CUDA is not available; use device=auto or device=cpu")
+    return torch.device(name)
 
 
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
@@ -83,249 +76,162 @@ def quiet_evaluator():
         return EvaluationPlugin(loggers=[])
 
 
-def package_versions() -> dict:
-    names = ("torch", "torchvision", "avalanche-lib", "hydra-core", "omegaconf", "cl-bench")
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except Exception:
-            out[name] = None
-    return out
-
-
-@functools.cache  # the commit of the code this process loaded, not of whatever HEAD is later
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True, timeout=5,
-        ).stdout.strip()
-    except Exception:
-        return None
-
-
-def peak_memory_mb(device: torch.device) -> dict:
-    out = {"host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
-    if device.type == "cuda":
-        out["cuda_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return out
-
-
 def epochs_per_experience(epochs, n_experiences: int) -> list[int]:
     """`train.epochs` is one number for every experience, or a list with one per experience."""
     values = list(epochs) if OmegaConf.is_list(epochs) else [epochs] * n_experiences
     if len(values) != n_experiences or any(int(e) < 1 for e in values):
-        raise ValueError(f"train.epochs must be an int >= 1 or a list of {n_experiences} of them, got {epochs}")
+        raise ConfigError(f"train.epochs must be an int >= 1 or a list of {n_experiences} of them, got {epochs}")
     return [int(e) for e in values]
 
 
-def build_continual_evaluation(cfg: DictConfig, scenario, device, output_dir: Path):
-    if cfg.eval.name == "off":
-        return None
-    if cfg.eval.name != "continual":
-        raise ValueError(f"eval must be continual or off, got '{cfg.eval.name}'")
-    from cl_bench.evaluation.continual import ContinualEvaluationPlugin
-
-    e = cfg.eval
-    return ContinualEvaluationPlugin(
-        scenario.evaluation_sets, device, samples_per_task=int(e.samples_per_task), period=int(e.period),
-        include_unseen=bool(e.include_unseen), resample_each_eval=bool(e.resample_each_eval),
-        batch_size=int(cfg.train.eval_batch_size), seed=int(e.subset_seed), curves_path=output_dir / CURVES_FILE,
-    )
-
-
-def finished_run(output_dir: Path, config: dict) -> dict | None:
-    """The results of a run that already finished in this folder (completed or diverged) with
-    this config: running the same command again, e.g. a sweep restarted after a kill, does not
-    train it again. Another config there is refused rather than overwriting it."""
-    path = output_dir / RESULTS_FILE
-    if (output_dir / CHECKPOINT_FILE).exists() or not path.exists():
-        return None
-    try:
-        previous = json.loads(path.read_text())
-    except ValueError:
-        return None  # never written completely: not a finished run
-    if previous.get("status") not in ("completed", "diverged"):
-        return None
-    checkpoint.check_same_config(path, previous.get("config", {}), json_safe(config))
-    return previous
-
-
-def write_checkpoint(output_dir: Path, strategy, progress: dict, config: dict, started: float, writes: dict) -> None:
-    t0 = time.perf_counter()
-    progress = {**progress, "wall_time_s": progress["wall_time_s"] + t0 - started}
-    size = checkpoint.save(output_dir / CHECKPOINT_FILE, checkpoint.capture(strategy, progress, config))
-    writes.update(writes=writes["writes"] + 1, seconds=writes["seconds"] + time.perf_counter() - t0, bytes=size)
-
-
-def resume(saved: dict, strategy, device, continual, trackers: SafeTrackers, output_dir: Path) -> dict:
-    """Restore the strategy from a checkpoint and bring the run folder and the trackers back to
-    that boundary: a kill after it may have left later lines, and a tracker starts a new run."""
-    checkpoint.restore(strategy, saved, device)
-    progress = saved["progress"]
-    done = len(progress["acc_matrix"])
-    progress["resumed_from"] = [*progress["resumed_from"], done]
-    progress["commits"] = [*progress["commits"], git_commit()]
-    if len(set(progress["commits"])) > 1:
-        print(f"cl-bench: warning: this run was started at commit {progress['commits'][0]} and resumes at "
-              f"{progress['commits'][-1]}; results.json lists the commit of every attempt", flush=True)
-    curve_rows = continual.rows if continual else []
-    for k, row in enumerate(progress["acc_matrix"]):
-        append_jsonl(output_dir / PROGRESS_FILE, {"experience": k, "accuracy": row})
-        trackers.log_experience(k, [r for r in curve_rows if r[1] == k], row)
-    print(f"cl-bench: resuming {output_dir} after experience {done} of its checkpoint", flush=True)
-    return progress
-
-
-def _title(cfg: DictConfig) -> str:
+def title(cfg: DictConfig) -> str:
     return f"{cfg.scenario.name} / {cfg.strategy.name} / seed {cfg.seed}"
 
 
-def finish_continual_evaluation(cfg: DictConfig, continual, results: dict, output_dir: Path, all_seen: bool) -> None:
-    from cl_bench.evaluation.plots import plot_curves
-    from cl_bench.evaluation.stability import continual_metrics
+class Attempt:
+    """This process's attempt at a run: whatever happens inside, results.json ends up written with
+    the status (completed, diverged, failed with the error), times and peak memory, the trackers
+    are closed, and the kernel flags a job changed are restored (sweep jobs share a process)."""
 
-    e = cfg.eval
-    curves = continual.curves()
-    # The stability metrics follow one task from its training on; test sets that are not one
-    # per training experience (SCoLe's per-class sets) only get their curves recorded.
-    if not all_seen:
-        results["metrics"].update(continual_metrics(
-            curves, windows=tuple(int(w) for w in e.windows), beta=int(e.lca_beta), eps=float(e.recovery_eps)))
-    # The metrics depend on all of these: record them with the numbers.
-    results["continual_evaluation"] = {
-        "period": int(e.period), "samples_per_task": continual.sizes, "subset_seed": int(e.subset_seed),
-        "resample_each_eval": bool(e.resample_each_eval), "include_unseen": bool(e.include_unseen),
-        "windows": [int(w) for w in e.windows], "lca_beta": int(e.lca_beta), "recovery_eps": float(e.recovery_eps),
-        "indexing": "after every period-th update, plus one before each experience's first update",
-        "evaluations": len(curves.iteration), "eval_time_s": continual.seconds,
-        "curves_file": CURVES_FILE,
-    }
-    if e.plot:
-        plot_curves(curves, output_dir / PLOT_FILE, _title(cfg), all_seen=all_seen)
+    def __init__(self, cfg: DictConfig, config: dict, output_dir: Path):
+        self.output_dir = output_dir
+        self.started = time.perf_counter()
+        self.results: dict = {
+            "status": "running", "config": config, "seed": int(cfg.seed), "strategy": cfg.strategy.name,
+            "scenario": {"name": cfg.scenario.name}, "acc_matrix": [],
+            "versions": package_versions(), "git_commit": git_commit(),
+        }
+        self.device = torch.device("cpu")
+        self.trackers = SafeTrackers([])
+        self.progress = {"wall_time_s": 0.0}  # replaced by the run's (or the checkpoint's) progress
 
+    def __enter__(self) -> Attempt:
+        self.kernels = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+        return self
 
-git_commit()  # at import: a long sweep keeps reporting the commit it started from
+    def __exit__(self, kind, exc, tb) -> bool:
+        results = self.results
+        failed = kind is not None and not issubclass(kind, Diverged)
+        if kind is not None and not failed:
+            # Not an error of the code or the config's form: a result ("this setting diverges").
+            # No metrics: rows measured before the blow-up must not read as a finished run.
+            results.update(status="diverged", diverged_at=exc.where, error=str(exc), metrics={})
+            self.trackers.log_summary(results, {})
+        elif failed:
+            results["status"] = "failed"
+            results["error"] = "".join(traceback.format_exception_only(kind, exc)).strip()
+        results["wall_time_s"] = self.progress["wall_time_s"] + time.perf_counter() - self.started
+        if not failed:  # a finished run (completed or diverged) is not resumed; a failed one can be
+            (self.output_dir / files.CHECKPOINT).unlink(missing_ok=True)
+        torch.use_deterministic_algorithms(self.kernels[0])
+        torch.backends.cudnn.benchmark = self.kernels[1]
+        results["peak_memory"] = peak_memory_mb(self.device)
+        files.write_json_atomic(self.output_dir / files.RESULTS, results)
+        self.trackers.finish(failed)
+        return not failed  # a divergence is handled; anything else propagates
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     config = OmegaConf.to_container(cfg, resolve=True)
-    previous = finished_run(output_dir, config)
+    previous = files.finished_run(output_dir, config)
     if previous is not None:
         print(f"cl-bench: {output_dir} already holds this run ({previous['status']}); "
               f"use another run directory to run it again", flush=True)
         return previous
-    results: dict = {
-        "status": "running",
-        "config": config,
-        "seed": int(cfg.seed),
-        "strategy": cfg.strategy.name,
-        "scenario": {"name": cfg.scenario.name},
-        "acc_matrix": [],
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-    }
-    device = torch.device("cpu")
-    trackers = SafeTrackers([])
-    progress = {"wall_time_s": 0.0}
-    kernels = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
-    failed = True
-    try:
-        device = resolve_device(str(cfg.device))
-        saved = None
-        if (output_dir / CHECKPOINT_FILE).exists():  # a run killed in this folder: resume it
-            saved = checkpoint.load(output_dir / CHECKPOINT_FILE, device)
-            checkpoint.check_same_config(output_dir / CHECKPOINT_FILE, saved["config"], results["config"])
-        trackers = SafeTrackers([LOGGERS.build(name, c) for name, c in (cfg.get("logger") or {}).items()])
-        info = run_info(int(cfg.seed), output_dir)
-        results["overrides"] = info.overrides  # with the commit, what reproduces this run
-        trackers.start(results["config"], info)
-        seed_everything(int(cfg.seed))
-        if cfg.get("deterministic", False):
-            use_deterministic_kernels()  # undone in `finally`: sweep jobs share the process
-        scenario = SCENARIOS.build(cfg.scenario.name, cfg.scenario, cfg.data.root, int(cfg.seed))
-        results["scenario"] = scenario.describe()
-        model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
-        optimizer = build_optimizer(cfg.optimizer, model.parameters())
-        epochs = epochs_per_experience(cfg.train.epochs, scenario.n_experiences)
-        continual = build_continual_evaluation(cfg, scenario, device, output_dir)
-        addons = [ADDONS.build(name, addon_cfg, seed=int(cfg.seed)) for name, addon_cfg in cfg.get("addons", {}).items()]
-        strategy = STRATEGIES.build(
-            cfg.strategy.name, cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
-            train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0],
-            eval_mb_size=int(cfg.train.eval_batch_size), device=device, evaluator=quiet_evaluator(),
-            plugins=[*addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences),
-                     DivergenceGuard()],
-        )
-        train_stream = scenario.benchmark.train_stream
-        from avalanche.training.supervised import JointTraining
+    with Attempt(cfg, config, output_dir) as attempt:
+        train_and_evaluate(cfg, output_dir, attempt)
+    if attempt.results["metrics"]:  # a run stopped by divergence has no table to show
+        print(format_summary(attempt.results))
+    return attempt.results
 
-        # Joint training is offline: one call on the whole stream, one row of results.
-        offline = isinstance(strategy, JointTraining)
-        steps = [list(train_stream)] if offline else list(train_stream)
-        if continual:
-            continual.all_tasks_seen = offline or scenario.evaluates_all_from_start
-        progress = {"acc_matrix": [], "train_time_s": 0.0, "wall_time_s": 0.0, "resumed_from": [],
-                    "commits": [git_commit()]}
-        writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
-        (output_dir / PROGRESS_FILE).unlink(missing_ok=True)  # rewritten from what this run keeps
-        if saved is not None:
-            progress = resume(saved, strategy, device, continual, trackers, output_dir)
-        results["acc_matrix"] = progress["acc_matrix"]
-        logged_rows = len(continual.rows) if continual else 0
-        for k in range(len(progress["acc_matrix"]), len(steps)):
-            strategy.train_epochs = epochs[k]
-            t0 = time.perf_counter()
-            strategy.train(steps[k], eval_streams=[])
-            progress["train_time_s"] += time.perf_counter() - t0
-            row = evaluate_experiences(model, scenario.evaluation_sets, device, int(cfg.train.eval_batch_size))
-            results["acc_matrix"].append(row)
-            append_jsonl(output_dir / PROGRESS_FILE, {"experience": k, "accuracy": row})
-            new_rows = continual.rows[logged_rows:] if continual else []
-            logged_rows += len(new_rows)
-            trackers.log_experience(k, new_rows, row)
-            if k + 1 < len(steps):
-                write_checkpoint(output_dir, strategy, progress, results["config"], started, writes)
-        results["metrics"] = task_end_metrics(results["acc_matrix"])
-        results["train_time_s"] = progress["train_time_s"]
-        if progress["resumed_from"]:
-            results["resumed_from"] = progress["resumed_from"]  # experiences done when each resumption began
-            if len(set(progress["commits"])) > 1:  # code changed between attempts: say so with the numbers
-                results["git_commits"] = progress["commits"]
-        if continual:
-            finish_continual_evaluation(cfg, continual, results, output_dir, scenario.evaluates_all_from_start)
-        if scenario.evaluates_all_from_start:
-            from cl_bench.evaluation.plots import plot_accuracy_over_experiences
 
-            plot_accuracy_over_experiences(results["acc_matrix"], output_dir / ACCURACY_PLOT_FILE, _title(cfg))
-        results["held_memory_bytes"] = held_memory_bytes(strategy)
-        torch.save(model.state_dict(), output_dir / MODEL_FILE)
-        finite = all(torch.isfinite(p).all() for p in model.parameters())  # the last step's loss was finite; its update may not be
-        results["status"] = "completed" if finite else "diverged"
-        trackers.log_summary(results, {"curves_plot": output_dir / PLOT_FILE, "results": output_dir / RESULTS_FILE})
-        failed = False
-    except Diverged as exc:
-        # Not an error of the code or the config's form: a result ("this setting diverges").
-        # No metrics: rows measured before the blow-up must not read as a finished run.
-        results.update(status="diverged", diverged_at=exc.where, error=str(exc), metrics={})
-        trackers.log_summary(results, {})
-        failed = False
-    except BaseException as exc:
-        results["status"] = "failed"
-        results["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        raise
-    finally:
-        results["wall_time_s"] = progress["wall_time_s"] + time.perf_counter() - started
-        if not failed:  # a finished run (completed or diverged) is not resumed; a failed one can be
-            (output_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-        torch.use_deterministic_algorithms(kernels[0])
-        torch.backends.cudnn.benchmark = kernels[1]
-        results["peak_memory"] = peak_memory_mb(device)
-        write_json_atomic(output_dir / RESULTS_FILE, results)
-        trackers.finish(failed)
-    if results["metrics"]:  # a run stopped by divergence has no table to show
-        print(format_summary(results))
-    return results
+def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> None:
+    results, seed = attempt.results, int(cfg.seed)
+    # --- build ---
+    check_components(cfg)
+    if cfg.eval.name != "off":
+        check(continual_evaluation.RULES, cfg.eval, "eval")
+    device = attempt.device = resolve_device(str(cfg.device))
+    saved = None
+    if (output_dir / files.CHECKPOINT).exists():  # a run killed in this folder: resume it
+        saved = checkpoint.load(output_dir / files.CHECKPOINT, device)
+        files.check_same_config(output_dir / files.CHECKPOINT, saved["config"], results["config"])
+    trackers = attempt.trackers = SafeTrackers([LOGGERS.build(n, c) for n, c in (cfg.get("logger") or {}).items()])
+    info = run_info(seed, output_dir)
+    results["overrides"] = info.overrides  # with the commit, what reproduces this run
+    trackers.start(results["config"], info)
+    seed_everything(seed)
+    if cfg.get("deterministic", False):
+        use_deterministic_kernels()  # undone when the attempt ends: sweep jobs share the process
+    scenario = SCENARIOS.build(cfg.scenario.name, cfg.scenario, DataSource(**cfg.data), seed)
+    results["scenario"] = scenario.describe()
+    method = STRATEGIES.entry(cfg.strategy.name)
+    check_pairing(cfg.strategy.name, scenario.name, scenario.setting)
+    model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    epochs = epochs_per_experience(cfg.train.epochs, scenario.n_experiences)
+    eval_batch = int(cfg.train.eval_batch_size)
+    continual = continual_evaluation.from_config(
+        cfg.eval, scenario, device, eval_batch, output_dir / files.CURVES,
+        all_tasks_seen=method.offline or scenario.evaluates_all_from_start)
+    addons = [ADDONS.build(name, addon_cfg, seed=seed) for name, addon_cfg in cfg.get("addons", {}).items()]
+    strategy = method.builder(
+        cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
+        train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0], eval_mb_size=eval_batch, device=device,
+        evaluator=quiet_evaluator(),
+        plugins=[*addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard()],
+    )
+    train_stream = scenario.benchmark.train_stream
+    # An offline method (joint training) trains once on the whole stream: one row of results.
+    steps = [list(train_stream)] if method.offline else list(train_stream)
+
+    # --- train, experience by experience ---
+    progress = attempt.progress = {"acc_matrix": [], "train_time_s": 0.0, "wall_time_s": 0.0, "resumed_from": [],
+                                   "commits": [git_commit()]}
+    writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
+    (output_dir / files.PROGRESS).unlink(missing_ok=True)  # rewritten from what this run keeps
+    if saved is not None:
+        progress = attempt.progress = checkpoint.resume(saved, strategy, device, continual, trackers, output_dir,
+                                                        git_commit())
+    results["acc_matrix"] = progress["acc_matrix"]
+    logged_rows = len(continual.rows) if continual else 0
+    for k in range(len(progress["acc_matrix"]), len(steps)):
+        strategy.train_epochs = epochs[k]
+        t0 = time.perf_counter()
+        strategy.train(steps[k], eval_streams=[])
+        progress["train_time_s"] += time.perf_counter() - t0
+        row = evaluate_experiences(model, scenario.evaluation_sets, device, eval_batch)
+        results["acc_matrix"].append(row)
+        files.append_jsonl(output_dir / files.PROGRESS, {"experience": k, "accuracy": row})
+        new_rows = continual.rows[logged_rows:] if continual else []
+        logged_rows += len(new_rows)
+        trackers.log_experience(k, new_rows, row)
+        if k + 1 < len(steps):
+            checkpoint.write(output_dir, strategy, progress, results["config"], attempt.started, writes)
+
+    # --- finish ---
+    results["metrics"] = task_end_metrics(results["acc_matrix"])
+    results["train_time_s"] = progress["train_time_s"]
+    if progress["resumed_from"]:
+        results["resumed_from"] = progress["resumed_from"]  # experiences done when each resumption began
+        if len(set(progress["commits"])) > 1:  # code changed between attempts: say so with the numbers
+            results["git_commits"] = progress["commits"]
+    if continual:
+        metrics, protocol, curves = continual_evaluation.summarize(cfg.eval, continual,
+                                                                   follows_tasks=not scenario.evaluates_all_from_start)
+        results["metrics"].update(metrics)
+        results["continual_evaluation"] = {**protocol, "curves_file": files.CURVES}  # the metrics depend on it
+        if cfg.eval.plot:
+            from cl_bench.evaluation.plots import plot_curves
+
+            plot_curves(curves, output_dir / files.CURVES_PLOT, title(cfg), all_seen=scenario.evaluates_all_from_start)
+    if scenario.evaluates_all_from_start:
+        from cl_bench.evaluation.plots import plot_accuracy_over_experiences
+
+        plot_accuracy_over_experiences(results["acc_matrix"], output_dir / files.ACCURACY_PLOT, title(cfg))
+    results["held_memory_bytes"] = held_memory_bytes(strategy)
+    torch.save(model.state_dict(), output_dir / files.MODEL)
+    results["status"] = "completed"
+    trackers.log_summary(results, {"curves_plot": output_dir / files.CURVES_PLOT, "results": output_dir / files.RESULTS})

@@ -7,7 +7,8 @@ names the key, the value and what is allowed.
   overrides; a key only the user's `+key=...` added is unknown.
 - Types follow the reference config's values (an int stays an int, a string a string; None
   admits anything), except keys that also accept a list.
-- Ranges for the keys where a wrong value would train nonsense instead of failing.
+- Ranges of the run's own keys (seed, batch sizes, optimizer) and the device's form. Components
+  declare the ranges of their own keys where they register (one home per rule, plugins too).
 """
 from __future__ import annotations
 
@@ -16,31 +17,23 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config value or key that cannot run; the message is the one line the user sees."""
+from cl_bench.errors import ConfigError
+from cl_bench.rules import at_least, between, number_at_least, positive
 
 
 # Keys whose value may be a list although the default is a scalar (one value per experience).
 LIST_OK = {"train.epochs", "strategy.alpha", "scenario.class_weights"}
 
-RANGES = {
-    "seed": (lambda v: v >= 0, "an integer >= 0"),
-    "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
-    "train.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
-    "optimizer.lr": (lambda v: v > 0, "a number > 0"),
-    "optimizer.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),
-    "scenario.n_experiences": (lambda v: v >= 1, "an integer >= 1"),
-    "scenario.base.n_experiences": (lambda v: v >= 1, "an integer >= 1"),
-    "scenario.n_tasks": (lambda v: v >= 1, "an integer >= 1"),
-    "scenario.samples_per_class": (lambda v: v >= 1, "an integer >= 1"),
-    "strategy.mem_size": (lambda v: v >= 0, "an integer >= 0"),
-    "strategy.ewc_lambda": (lambda v: v >= 0, "a number >= 0"),
-    "strategy.temperature": (lambda v: v > 0, "a number > 0"),
-    "eval.period": (lambda v: v >= 1, "an integer >= 1"),
-    "eval.samples_per_task": (lambda v: v == -1 or v >= 1, "-1 (the full test split) or an integer >= 1"),
-    "model.hidden_sizes": (lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of integers >= 1"),
+# The run's own keys. A component's keys (scenario.*, strategy.*, model.*, addons.*, logger.*)
+# are checked by the rules it declares where it registers (cl_bench.registry), eval.* by the
+# evaluator, train.epochs against the stream's length once it is known.
+RUN_RULES = {
+    "seed": at_least(0),
+    "train.batch_size": at_least(1),
+    "train.eval_batch_size": at_least(1),
+    "optimizer.lr": positive(),
+    "optimizer.momentum": between(0, 1, high_open=True),
+    "optimizer.weight_decay": number_at_least(0),
 }
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -75,15 +68,9 @@ def validate(cfg: DictConfig, reference: DictConfig | None = None) -> None:
                 continue
             if ref_node is not None:
                 _check_type(dotted, value, ref_value)
-            rule = RANGES.get(dotted)
+            rule = RUN_RULES.get(dotted)
             if rule and value is not None:
-                check, allowed = rule
-                try:
-                    good = check(value)
-                except TypeError:
-                    good = False
-                if not good:
-                    raise ConfigError(f"{dotted} must be {allowed}, got {value!r}")
+                rule(dotted, value)
 
     walk(plain, ref, "")
     if not DEVICE.match(str(plain.get("device"))):

@@ -25,14 +25,12 @@ from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from cl_bench.registry import register_strategy
+from cl_bench.rules import number_at_least, positive
 
 
 class CLASSP(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 0.2, threshold: float = 0.5, eps: float = 1e-5, power: float = 1.0,
                  apply_scaling: bool = True, reference_compat: bool = False):
-        if lr <= 0 or eps <= 0 or power <= 0 or threshold < 0:
-            raise ValueError(f"CLASSP needs lr, eps, power > 0 and threshold >= 0; got lr={lr}, eps={eps}, "
-                             f"power={power}, threshold={threshold}")
         defaults = dict(lr=lr, threshold=threshold, eps=eps, power=power, apply_scaling=apply_scaling,
                         reference_compat=reference_compat)
         super().__init__(params, defaults)
@@ -86,7 +84,8 @@ class ScalingPhaseSwitch(SupervisedPlugin):
         strategy.optimizer.set_scaling(strategy.clock.train_exp_counter > 0)
 
 
-@register_strategy("classp")
+@register_strategy("classp", rules={"lr": positive(), "threshold": number_at_least(0), "eps": positive(),
+                                    "power": positive()})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     classp = CLASSP(model.parameters(), lr=float(cfg.lr), threshold=float(cfg.threshold), eps=float(cfg.eps),
                     power=float(cfg.power), apply_scaling=bool(cfg.apply_scaling),

@@ -14,6 +14,7 @@ from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.utils import ParamData
 
 from cl_bench.registry import register_strategy
+from cl_bench.rules import between, number_at_least, one_of
 
 MODES = ("separate", "online")
 
@@ -38,12 +39,8 @@ class EWCPlugin(AvalancheEWCPlugin):
         self.importances = wrapped(state["importances"])
 
 
-@register_strategy("ewc")
+@register_strategy("ewc", rules={"mode": one_of(*MODES), "ewc_lambda": number_at_least(0), "decay_factor": between(0, 1)})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
-    if cfg.mode not in MODES:
-        raise ValueError(f"strategy.mode must be one of {', '.join(MODES)}, got '{cfg.mode}'")
-    if float(cfg.ewc_lambda) < 0:
-        raise ValueError(f"strategy.ewc_lambda must be >= 0, got {cfg.ewc_lambda}")
     decay = float(cfg.decay_factor) if cfg.mode == "online" else None
     ewc = EWCPlugin(ewc_lambda=float(cfg.ewc_lambda), mode=cfg.mode, decay_factor=decay)
     return SupervisedTemplate(

@@ -23,6 +23,7 @@ from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from cl_bench.registry import register_strategy
+from cl_bench.rules import at_least, between, number_at_least, one_of
 from strategies._fisher import empirical_fisher
 
 
@@ -30,10 +31,6 @@ class FastSlowPlugin(SupervisedPlugin):
     def __init__(self, model: torch.nn.Module, consolidation: float, slow_step: float, predict_with: str,
                  fisher_samples: int = 1024):
         super().__init__()
-        if predict_with not in ("slow", "fast"):
-            raise ValueError(f"strategy.predict_with must be slow or fast, got '{predict_with}'")
-        if consolidation < 0 or not 0 <= slow_step <= 1:
-            raise ValueError("strategy.consolidation must be >= 0 and strategy.slow_step in [0, 1]")
         self.consolidation, self.slow_step, self.predict_with = consolidation, slow_step, predict_with
         self.fisher_samples = fisher_samples
         self.slow = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -78,7 +75,9 @@ class FastSlowPlugin(SupervisedPlugin):
         self.slow, self.fast, self.anchor, self.fisher = (state[k] for k in ("slow", "fast", "anchor", "fisher"))
 
 
-@register_strategy("fast_slow")
+@register_strategy("fast_slow", rules={
+    "consolidation": number_at_least(0), "slow_step": between(0, 1), "predict_with": one_of("slow", "fast"),
+    "fisher_samples": at_least(1)})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     fast_slow = FastSlowPlugin(model, consolidation=float(cfg.consolidation), slow_step=float(cfg.slow_step),
                                predict_with=str(cfg.predict_with), fisher_samples=int(cfg.fisher_samples))

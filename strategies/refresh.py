@@ -26,6 +26,7 @@ from avalanche.models.utils import avalanche_forward
 from avalanche.training.plugins import SupervisedPlugin
 
 from cl_bench.registry import register_addon
+from cl_bench.rules import at_least, number_at_least, one_of, positive
 from strategies._fisher import empirical_fisher
 
 VARIANTS = ("paper", "code")
@@ -36,10 +37,6 @@ class RefreshPlugin(SupervisedPlugin):
                  temperature: float = 1.0, fisher_scale: float = 1e-3, noise: float = 1e-3,
                  fisher_decay: float = 1.0, fisher_samples: int = 1024, seed: int = 0):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"addons.refresh.variant must be one of {', '.join(VARIANTS)}, got '{variant}'")
-        if rate < 0 or steps < 1 or every < 1 or damping <= 0:
-            raise ValueError("addons.refresh needs rate >= 0, steps >= 1, every >= 1, damping > 0")
         self.rate, self.variant, self.steps, self.every = rate, variant, steps, every
         self.damping, self.temperature = damping, temperature
         self.fisher_scale, self.noise = fisher_scale, noise
@@ -103,7 +100,11 @@ class RefreshPlugin(SupervisedPlugin):
         self.generator.set_state(state["generator"].cpu())
 
 
-@register_addon("refresh")
+@register_addon("refresh", rules={
+    "variant": one_of(*VARIANTS), "rate": number_at_least(0), "steps": at_least(1), "every": at_least(1),
+    "damping": positive(), "temperature": number_at_least(0), "fisher_scale": number_at_least(0),
+    "noise": number_at_least(0), "fisher_decay": number_at_least(0), "fisher_samples": at_least(1),
+})
 def build(cfg, seed: int) -> RefreshPlugin:
     return RefreshPlugin(
         rate=float(cfg.rate), variant=str(cfg.variant), steps=int(cfg.steps), every=int(cfg.every),

@@ -21,8 +21,9 @@ from avalanche.training.storage_policy import (
 )
 from avalanche.training.templates import SupervisedTemplate
 
-from cl_bench.checkpoint import dataset_from_state, dataset_state
+from cl_bench.data.buffers import dataset_from_state, dataset_state
 from cl_bench.registry import register_strategy
+from cl_bench.rules import Rule, at_least, one_of, optional
 
 STORAGE_POLICIES = {
     "experience_balanced": lambda size: ExperienceBalancedBuffer(max_size=size, adaptive_size=True),
@@ -103,26 +104,20 @@ class WeightedReplayPlugin(ReplayPlugin):
         strategy.loss = w * strategy.loss + (1 - w) * replay_loss
 
 
-@register_strategy("replay")
+@register_strategy("replay", rules={
+    "mem_size": at_least(1),
+    "storage_policy": one_of(*STORAGE_POLICIES),
+    "batch_size_mem": optional(at_least(1)),
+    "new_data_weight": Rule(lambda w: w is None or 0 <= w <= 1, "null or in [0, 1]"),
+})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
-    if cfg.storage_policy not in STORAGE_POLICIES:
-        raise ValueError(
-            f"strategy.storage_policy must be one of {', '.join(STORAGE_POLICIES)}, got '{cfg.storage_policy}'"
-        )
-    if int(cfg.mem_size) < 1:
-        raise ValueError(f"strategy.mem_size must be >= 1, got {cfg.mem_size}")
     common_args = dict(
         mem_size=int(cfg.mem_size),
         batch_size_mem=cfg.get("batch_size_mem"),
         storage_policy=STORAGE_POLICIES[cfg.storage_policy](int(cfg.mem_size)),
     )
     w = cfg.get("new_data_weight")
-    if w is None:
-        replay = ReplayPlugin(**common_args)
-    elif 0.0 <= float(w) <= 1.0:
-        replay = WeightedReplayPlugin(float(w), **common_args)
-    else:
-        raise ValueError(f"strategy.new_data_weight must be null or in [0, 1], got {w}")
+    replay = ReplayPlugin(**common_args) if w is None else WeightedReplayPlugin(float(w), **common_args)
     return SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=criterion, plugins=[replay, *plugins], **common
     )

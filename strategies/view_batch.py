@@ -20,10 +20,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from avalanche.benchmarks.utils.utils import concat_datasets
-from avalanche.training.plugins import SupervisedPlugin
+from avalanche.training.plugins import ReplayPlugin, SupervisedPlugin
 from torch.utils.data import DataLoader, Sampler
 
+from cl_bench.errors import ConfigError
 from cl_bench.registry import register_addon
+from cl_bench.rules import at_least, number_at_least
 
 
 class ViewBatchSampler(Sampler[int]):
@@ -68,26 +70,26 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 class ViewBatchPlugin(SupervisedPlugin):
     def __init__(self, views: int = 4, weight: float = 1.0, warmup_epochs: int = 5, shift: int = 0, seed: int = 0):
         super().__init__()
-        if views < 1 or weight < 0 or warmup_epochs < 0 or shift < 0:
-            raise ValueError("addons.view_batch needs views >= 1, weight >= 0, warmup_epochs >= 0, shift >= 0")
         self.views, self.weight, self.warmup_epochs, self.shift, self.seed = views, weight, warmup_epochs, shift, seed
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0  # across experiences: the sampler's blocks keep going
 
     def _memory(self, strategy):
-        from strategies.replay import ReplayPlugin, WeightedReplayPlugin
-
+        """The replay buffer of the strategy's replay plugin, if any (Avalanche's ReplayPlugin
+        or a subclass; one with a separate weighted memory batch cannot be merged)."""
         for plugin in strategy.plugins:
-            if isinstance(plugin, WeightedReplayPlugin):
-                raise ValueError("addons.view_batch merges replay memory into the training set; "
-                                 "use strategy=replay without strategy.new_data_weight")
-            if isinstance(plugin, ReplayPlugin) and len(plugin.storage_policy.buffer):
+            if not isinstance(plugin, ReplayPlugin):
+                continue
+            if getattr(plugin, "new_data_weight", None) is not None:
+                raise ConfigError("addons.view_batch merges replay memory into the training set; "
+                                  "use strategy=replay without strategy.new_data_weight")
+            if len(plugin.storage_policy.buffer):
                 return plugin.storage_policy.buffer
         return None
 
     def before_training_exp(self, strategy, **kwargs):
         if strategy.train_mb_size % self.views:
-            raise ValueError(f"train.batch_size ({strategy.train_mb_size}) must be a multiple of "
+            raise ConfigError(f"train.batch_size ({strategy.train_mb_size}) must be a multiple of "
                              f"addons.view_batch.views ({self.views})")
 
     def before_training_epoch(self, strategy, **kwargs):
@@ -119,7 +121,8 @@ class ViewBatchPlugin(SupervisedPlugin):
         self.generator.set_state(state["generator"].cpu())
 
 
-@register_addon("view_batch")
+@register_addon("view_batch", rules={
+    "views": at_least(1), "weight": number_at_least(0), "warmup_epochs": at_least(0), "shift": at_least(0)})
 def build(cfg, seed: int) -> ViewBatchPlugin:
     return ViewBatchPlugin(views=int(cfg.views), weight=float(cfg.weight), warmup_epochs=int(cfg.warmup_epochs),
                            shift=int(cfg.shift), seed=seed)

@@ -104,9 +104,34 @@ def fake_data_root(tmp_path_factory, shared_mnist_root) -> Path:
     return root
 
 
+def build_scenario(name: str, cfg, root=None, seed: int = 0, verify_checksums: bool = True):
+    """A scenario as a run builds it: its declared rules checked, then the builder with the data source."""
+    from cl_bench.data import DataSource
+    from cl_bench.registry import SCENARIOS
+
+    SCENARIOS.check(name, cfg, "scenario")
+    source = DataSource(str(root) if root else None, download=False, verify_checksums=verify_checksums)
+    return SCENARIOS.build(name, cfg, source, seed)
+
+
+def on_default_stream(strategy: str) -> list[str]:
+    """Overrides that put a strategy on the default stream (split_digits) in a setting it declares
+    it supports: task labels for a method that runs task-incremental only."""
+    from cl_bench.registry import STRATEGIES
+
+    settings = STRATEGIES.entry(strategy).settings
+    return [f"strategy={strategy}", *([] if "class_incremental" in settings else ["scenario.task_labels=true"])]
+
+
+def supports(strategy: str, setting: str) -> bool:
+    from cl_bench.registry import STRATEGIES
+
+    return setting in STRATEGIES.entry(strategy).settings
+
+
 def tiny(overrides: list[str]) -> list[str]:
     """Overrides that make any job small enough for a smoke test."""
     return ["train.epochs=1", "train.batch_size=64", *overrides]
 
 
-__all__ = ["compose_config", "write_fake_mnist_like", "write_fake_cifar", "write_fake_omniglot", "tiny", "OmegaConf"]
+__all__ = ["build_scenario", "compose_config", "on_default_stream", "supports", "write_fake_mnist_like", "write_fake_cifar", "write_fake_omniglot", "tiny", "OmegaConf"]

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cl_bench.checkpoint import CHECKPOINT_FILE, CheckpointError
+from cl_bench.errors import CheckpointError
+from cl_bench.results.run_folder import CHECKPOINT as CHECKPOINT_FILE
 from cl_bench.divergence import DivergenceGuard
 from cl_bench.registry import list_strategies
-from tests.conftest import REPO, tiny
+from tests.conftest import REPO, on_default_stream, tiny
 
 STABLE = ("acc_matrix", "metrics")
 KILL_AT = 12  # total training iterations: split_digits has ~5 per experience at batch 64
@@ -66,7 +67,7 @@ def interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path, kill_at
 
 
 CASES = [
-    *[[f"strategy={s}"] for s in list_strategies()],
+    *[on_default_stream(s) for s in list_strategies()],
     ["strategy=replay", "strategy.storage_policy=class_balanced"],
     ["strategy=replay", "strategy.storage_policy=reservoir"],
     ["strategy=replay", "strategy.new_data_weight=0.3"],

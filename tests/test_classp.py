@@ -4,7 +4,7 @@ import torch
 
 from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
 from strategies.classp import CLASSP
-from tests.conftest import compose_config
+from tests.conftest import build_scenario, compose_config
 
 
 def apply(opt, w, grads):
@@ -85,7 +85,7 @@ def test_reference_compat_reproduces_released_code():
 
 def _strategy_on_digits(name, overrides=()):
     cfg = compose_config([f"strategy={name}", "train.epochs=1", *overrides])
-    scenario = SCENARIOS.build("split_digits", cfg.scenario, None, 0)
+    scenario = build_scenario("split_digits", cfg.scenario, None, 0)
     model = MODELS.build("mlp", cfg.model, scenario.n_classes, scenario.input_shape, None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     from cl_bench.run import quiet_evaluator

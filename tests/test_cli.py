@@ -60,7 +60,7 @@ def test_unknown_registered_name_is_one_line(tmp_path):
 
 
 def test_missing_data_is_one_line(tmp_path):
-    proc = cl_bench("scenario=split_fmnist", "scenario.download=false", f"data.root={tmp_path}/empty",
+    proc = cl_bench("scenario=split_fmnist", "data.download=false", f"data.root={tmp_path}/empty",
                     f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -8,7 +8,7 @@ import torch
 
 from cl_bench.evaluation.continual import ContinualEvaluationPlugin
 from cl_bench.registry import list_strategies
-from tests.conftest import tiny
+from tests.conftest import build_scenario, on_default_stream, tiny
 
 METRIC_KEYS = ("min_acc", "wc_acc", "wf10", "wf100", "wp10", "wp100", "lca10", "sg", "rec", "recovery_iters")
 
@@ -19,7 +19,7 @@ def final_weights(run_dir):
 
 @pytest.mark.parametrize("strategy", list_strategies())
 def test_continual_evaluation_does_not_change_training(strategy, run_job, tmp_path):
-    overrides = tiny([f"strategy={strategy}", "model.hidden_sizes=[32]", "seed=5"])
+    overrides = tiny([*on_default_stream(strategy), "model.hidden_sizes=[32]", "seed=5"])
     with_eval = run_job([*overrides, "eval=continual"], name="with")
     without = run_job([*overrides, "eval=off"], name="without")
     a, b = final_weights(tmp_path / "with"), final_weights(tmp_path / "without")
@@ -86,7 +86,7 @@ def test_subsets_are_fixed_seeded_and_sized(run_job):
     from tests.conftest import compose_config
 
     cfg = compose_config(["scenario=permuted_digits"])
-    scenario = SCENARIOS.build("permuted_digits", cfg.scenario, None, 0)
+    scenario = build_scenario("permuted_digits", cfg.scenario, None, 0)
     make = lambda seed, n: ContinualEvaluationPlugin(scenario.experiences, torch.device("cpu"), samples_per_task=n, seed=seed)  # noqa: E731
     a, b, c = make(1, 100), make(1, 100), make(2, 100)
     assert a.sizes == [100] * 5 and torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
@@ -110,7 +110,7 @@ def test_evaluation_restores_every_module_mode():
 
 
 def test_bad_eval_settings_are_rejected(run_job):
-    with pytest.raises(ValueError, match="eval.period must be >= 1"):
+    with pytest.raises(ValueError, match="eval.period must be an integer >= 1"):
         run_job(["eval.period=0"])
     with pytest.raises(ValueError, match="eval.samples_per_task must be -1"):
         run_job(["eval.samples_per_task=0"])

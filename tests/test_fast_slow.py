@@ -3,13 +3,13 @@ import torch
 
 from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
 from cl_bench.run import quiet_evaluator
-from tests.conftest import compose_config
+from tests.conftest import build_scenario, compose_config
 
 
 def build(overrides=(), seed=0):
     cfg = compose_config(["strategy=fast_slow", *overrides])
     torch.manual_seed(seed)
-    scenario = SCENARIOS.build("split_digits", cfg.scenario, None, 0)
+    scenario = build_scenario("split_digits", cfg.scenario, None, 0)
     model = MODELS.build("mlp", cfg.model, 10, scenario.input_shape, None)
     strategy = STRATEGIES.build(cfg.strategy.name, cfg.strategy, model, torch.optim.SGD(model.parameters(), lr=0.01),
                                 torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=1, eval_mb_size=256,

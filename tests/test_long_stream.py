@@ -7,12 +7,12 @@ import torch
 
 from cl_bench.registry import SCENARIOS
 from strategies.group_mask import GroupMaskPlugin
-from tests.conftest import compose_config
+from tests.conftest import build_scenario, compose_config
 
 
 def build(overrides, seed=0):
     cfg = compose_config(["scenario=scole_digits", *overrides]).scenario
-    return SCENARIOS.build("scole_digits", cfg, None, seed)
+    return build_scenario("scole_digits", cfg, None, seed)
 
 
 def test_tasks_draw_classes_from_the_pool_and_test_sets_are_per_class():
@@ -36,7 +36,7 @@ def test_skewed_and_explicit_class_weights():
     (["scenario.class_weights=skewed"], "scenario.class_weights must be uniform, zipf or a list of 10 weights"),
     (["scenario.class_weights=[1,1]"], "scenario.class_weights must be 10 non-negative weights"),
     (["scenario.classes_per_task=11"], "scenario.classes_per_task must be between 1 and the 10 classes"),
-    (["scenario.n_tasks=0"], "scenario.n_tasks and scenario.samples_per_class must be >= 1"),
+    (["scenario.n_tasks=0"], "scenario.n_tasks must be an integer >= 1, got 0"),
 ])
 def test_bad_long_stream_settings_are_clear(overrides, message):
     with pytest.raises(ValueError, match=message):

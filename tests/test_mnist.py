@@ -3,7 +3,7 @@
 
 def test_split_mnist_replay_on_real_data(run_job, shared_mnist_root):
     results = run_job([
-        "scenario=split_mnist", f"data.root={shared_mnist_root}", "scenario.download=false",
+        "scenario=split_mnist", f"data.root={shared_mnist_root}", "data.download=false",
         "strategy=replay", "strategy.mem_size=2000", "train.epochs=1", "train.batch_size=128", "eval=off",
     ])
     assert results["status"] == "completed"

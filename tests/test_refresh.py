@@ -4,7 +4,7 @@ import torch
 
 from cl_bench.registry import list_strategies
 from strategies.refresh import RefreshPlugin
-from tests.conftest import tiny
+from tests.conftest import build_scenario, on_default_stream, tiny
 
 
 def weights(run_dir):
@@ -14,7 +14,7 @@ def weights(run_dir):
 @pytest.mark.parametrize("variant", ["paper", "code"])
 @pytest.mark.parametrize("strategy", ["naive", "ewc", "replay"])
 def test_rate_zero_is_bit_identical_to_the_base_strategy(strategy, variant, run_job, tmp_path):
-    base = tiny([f"strategy={strategy}", "model.hidden_sizes=[32]", "eval=off"])
+    base = tiny([*on_default_stream(strategy), "model.hidden_sizes=[32]", "eval=off"])
     run_job(base, name="base")
     run_job([*base, "+addons=refresh", "addons.refresh.rate=0", f"addons.refresh.variant={variant}"], name="refresh0")
     a, b = weights(tmp_path / "base"), weights(tmp_path / "refresh0")
@@ -23,7 +23,7 @@ def test_rate_zero_is_bit_identical_to_the_base_strategy(strategy, variant, run_
 
 @pytest.mark.parametrize("strategy", list_strategies())
 def test_refresh_composes_with_every_strategy(strategy, run_job, tmp_path):
-    base = tiny([f"strategy={strategy}", "model.hidden_sizes=[32]", "eval=off"])
+    base = tiny([*on_default_stream(strategy), "model.hidden_sizes=[32]", "eval=off"])
     run_job(base, name="base")
     results = run_job([*base, "+addons=refresh", "addons.refresh.rate=0.01"], name="refresh")
     assert results["status"] == "completed"
@@ -84,7 +84,7 @@ def test_fisher_accumulates_after_each_experience(run_job):
     from tests.conftest import compose_config
 
     cfg = compose_config(["train.epochs=1"])
-    scenario = SCENARIOS.build("split_digits", cfg.scenario, None, 0)
+    scenario = build_scenario("split_digits", cfg.scenario, None, 0)
     model = MODELS.build("mlp", cfg.model, 10, scenario.input_shape, None)
     plugin = RefreshPlugin(rate=1e-3)
     strategy = STRATEGIES.build("naive", cfg.strategy, model, torch.optim.SGD(model.parameters(), lr=0.01),

@@ -5,7 +5,7 @@ import torch
 
 from cl_bench.registry import SCENARIOS
 from cl_bench.scenarios.rehearsal_schedule import KINDS, recency_weights, rehearsal_counts
-from tests.conftest import compose_config
+from tests.conftest import build_scenario, compose_config
 
 SIZES = [5000] * 10
 BUDGETS = [{"scale": 3000}, {"per_phase_budget": 1000}, {"total_budget": 6000}]
@@ -64,13 +64,13 @@ def test_bad_schedules_are_clear(kwargs, message):
 
 def build(overrides, seed=0):
     cfg = compose_config(["scenario=power_law_rehearsal", "scenario@scenario.base=split_digits", *overrides]).scenario
-    return SCENARIOS.build("power_law_rehearsal", cfg, None, seed)
+    return build_scenario("power_law_rehearsal", cfg, None, seed)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_built_stream_holds_exactly_the_scheduled_samples(kind):
     scenario = build([f"scenario.schedule.kind={kind}", "scenario.schedule.total_budget=400"])
-    base = SCENARIOS.build("split_digits", compose_config(["scenario=split_digits"]).scenario, None, 0)
+    base = build_scenario("split_digits", compose_config(["scenario=split_digits"]).scenario, None, 0)
     counts = np.array(scenario.describe()["rehearsal_counts"])
     for t, (exp, base_exp) in enumerate(zip(scenario.experiences, base.experiences)):
         # split_digits tasks have disjoint classes, so a sample's label names its source task.

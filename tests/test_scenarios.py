@@ -15,7 +15,7 @@ def build(name: str, root, seed=0, **overrides):
 def small(name: str) -> list[str]:
     """Config overrides that make each registered scenario tiny on the fake data root (whose
     files carry the real names but not the real bytes: no checksums)."""
-    return ["++scenario.verify_checksums=false", *_smaller(name)]
+    return ["++data.verify_checksums=false", *_smaller(name)]
 
 
 def _smaller(name: str) -> list[str]:

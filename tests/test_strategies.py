@@ -8,14 +8,14 @@ import torch
 import pytest
 
 from cl_bench.registry import list_strategies
-from tests.conftest import tiny
+from tests.conftest import on_default_stream, tiny
 
 
 @pytest.mark.parametrize("strategy", list_strategies())
 def test_every_registered_strategy_runs_a_tiny_job(strategy, run_job):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = run_job(tiny([f"strategy={strategy}", "model.hidden_sizes=[32]"]))
+        results = run_job(tiny([*on_default_stream(strategy), "model.hidden_sizes=[32]"]))
     assert not caught, [str(w.message)[:120] for w in caught]  # e.g. Avalanche's notice on positional __init__ args
     assert results["status"] == "completed"
     R = results["acc_matrix"]

@@ -94,7 +94,7 @@ def _verify_md5(path: Path, tv_class: str) -> None:
     if got != want:
         raise DataUnavailableError(
             f"{path}: md5 {got} is not torchvision's published {want} for {tv_class}: the file is damaged or not "
-            f"the original; replace it (or set scenario.verify_checksums=false for files of your own)")
+            f"the original; replace it (or set data.verify_checksums=false for files of your own)")
 
 
 def _find_idx(raw_dir: Path, stem: str) -> Path | None:
@@ -260,6 +260,18 @@ _LOADERS: dict[str, Callable[[Path, bool, bool], TensorData]] = {
 
 def list_datasets() -> list[str]:
     return sorted(_LOADERS)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where datasets live and how they are fetched: the run's `data` config (`data.root`,
+    `data.download`, `data.verify_checksums`), handed to every scenario builder."""
+    root: str | None = None
+    download: bool = True
+    verify_checksums: bool = True  # off only for files of one's own under the standard names
+
+    def load(self, name: str) -> TensorData:
+        return load_dataset(name, self.root, self.download, self.verify_checksums)
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True,

@@ -1,4 +1,10 @@
-"""Task-end evaluation on full test sets, as a few large forward passes over cached tensors."""
+"""The one accuracy kernel: batched forward passes over tensors, task labels dispatched to a
+multi-head model, argmax, correct predictions counted per group. Task-end evaluation (full test
+sets) and continual evaluation (subsets after every update) are both this function.
+
+The model is put in eval mode and every module's own mode is restored afterwards, so evaluating
+never changes training; counts stay on the device, so a caller can avoid waiting for the host.
+"""
 from __future__ import annotations
 
 import torch
@@ -9,21 +15,32 @@ from cl_bench.scenarios.base import Experience
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task_label: int, device, batch_size: int) -> float:
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        logits = model(xb, task_label) if isinstance(model, MultiTaskModule) else model(xb)
-        correct += (logits.argmax(dim=1) == yb).sum()
-    return correct.item() / len(x)  # one host sync per experience
+def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task_labels: int | torch.Tensor, device,
+                  batch_size: int, groups: torch.Tensor | None = None, n_groups: int = 1) -> torch.Tensor:
+    """Correct predictions per group (`groups[i]` in 0..n_groups-1; None: one group) as a float
+    tensor on `device`. `task_labels`: one label for all samples, or one per sample."""
+    modes = [m.training for m in model.modules()]
+    model.eval()
+    try:
+        multi_head = isinstance(model, MultiTaskModule)
+        correct = torch.zeros(n_groups, device=device)
+        for start in range(0, len(y), batch_size):
+            part = slice(start, start + batch_size)
+            xb = x[part].to(device, non_blocking=True)
+            yb = y[part].to(device, non_blocking=True)
+            tb = task_labels[part] if isinstance(task_labels, torch.Tensor) else task_labels
+            hits = ((model(xb, tb) if multi_head else model(xb)).argmax(dim=1) == yb).float()
+            if groups is None:
+                correct += hits.sum()
+            else:  # weights, not a boolean mask: no host sync for a data-dependent shape
+                correct += torch.bincount(groups[part], weights=hits, minlength=n_groups)[:n_groups]
+        return correct
+    finally:
+        for m, mode in zip(model.modules(), modes):
+            m.training = mode
 
 
 def evaluate_experiences(model: nn.Module, experiences: list[Experience], device, batch_size: int) -> list[float]:
-    """Accuracy on every experience's full test set; the model's train/eval mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        return [accuracy(model, e.x_test, e.y_test, e.task_label, device, batch_size) for e in experiences]
-    finally:
-        model.train(was_training)
+    """Task-end accuracy on every experience's full test set (one host sync per experience)."""
+    return [count_correct(model, e.x_test, e.y_test, e.task_label, device, batch_size).item() / len(e.y_test)
+            for e in experiences]

@@ -14,11 +14,22 @@ import time
 
 import numpy as np
 import torch
-from avalanche.models import MultiTaskModule
 from avalanche.training.plugins import SupervisedPlugin
 
-from cl_bench.evaluation.stability import Curves
+from cl_bench.evaluation.accuracy import count_correct
+from cl_bench.evaluation.stability import Curves, continual_metrics
+from cl_bench.rules import Rule, at_least, each, number_at_least
 from cl_bench.scenarios.base import Experience
+
+# The `eval` group's keys (conf/eval/continual.yaml), checked before anything is built.
+RULES = {
+    "period": at_least(1),
+    "samples_per_task": Rule(lambda v: isinstance(v, int) and (v == -1 or v >= 1),
+                             "-1 (the full test split) or an integer >= 1"),
+    "windows": each(at_least(1), "integers >= 1"),
+    "lca_beta": at_least(1),
+    "recovery_eps": number_at_least(0),
+}
 
 
 class ContinualEvaluationPlugin(SupervisedPlugin):
@@ -37,10 +48,8 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         curves_path=None,
     ):
         super().__init__()
-        if period < 1:
-            raise ValueError(f"eval.period must be >= 1, got {period}")
-        if samples_per_task == 0 or samples_per_task < -1:
-            raise ValueError(f"eval.samples_per_task must be -1 (full test split) or >= 1, got {samples_per_task}")
+        RULES["period"]("eval.period", period)
+        RULES["samples_per_task"]("eval.samples_per_task", samples_per_task)
         self.period = period
         self.include_unseen = include_unseen
         self.resample_each_eval = resample_each_eval
@@ -91,27 +100,14 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
             return self.n_tasks
         return self.current + 1
 
-    @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module) -> torch.Tensor:
         """Accuracy per evaluated task, as a tensor on the device (no host sync)."""
         if self.resample_each_eval:
             self._draw_subsets()
         n_tasks = self._n_evaluated_tasks()
         end = int(self.offsets[n_tasks])  # tasks are stored in order: the seen ones are a prefix
-        modes = [m.training for m in model.modules()]
-        model.eval()
-        try:
-            correct = torch.zeros(n_tasks, device=self.device)
-            multi_head = isinstance(model, MultiTaskModule)
-            for start in range(0, end, self.batch_size):
-                stop = min(start + self.batch_size, end)
-                x = self.x[start:stop]
-                logits = model(x, self.task_labels[start:stop]) if multi_head else model(x)
-                hits = (logits.argmax(dim=1) == self.y[start:stop]).float()
-                correct += torch.bincount(self.task_ids[start:stop], weights=hits, minlength=n_tasks)[:n_tasks]
-        finally:
-            for m, mode in zip(model.modules(), modes):
-                m.training = mode
+        correct = count_correct(model, self.x[:end], self.y[:end], self.task_labels[:end], self.device,
+                                self.batch_size, groups=self.task_ids[:end], n_groups=n_tasks)
         return correct / self.task_sizes[:n_tasks]
 
     def _record(self, strategy) -> None:
@@ -187,3 +183,33 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
             accuracy=np.stack([r[2] for r in self.rows]) if self.rows else np.zeros((0, self.n_tasks)),
             task_end=list(self.task_end),
         )
+
+
+# --- the `eval` config group --------------------------------------------------------------------
+
+def from_config(e, scenario, device, batch_size: int, curves_path, all_tasks_seen: bool):
+    """The evaluator `eval=continual` asks for, or None for `eval=off`."""
+    if e.name == "off":
+        return None
+    return ContinualEvaluationPlugin(
+        scenario.evaluation_sets, device, samples_per_task=int(e.samples_per_task), period=int(e.period),
+        include_unseen=bool(e.include_unseen), resample_each_eval=bool(e.resample_each_eval),
+        batch_size=batch_size, seed=int(e.subset_seed), all_tasks_seen=all_tasks_seen, curves_path=curves_path,
+    )
+
+
+def summarize(e, plugin: ContinualEvaluationPlugin, follows_tasks: bool) -> tuple[dict, dict, Curves]:
+    """(stability metrics, the protocol they depend on, the curves). The metrics follow one task
+    from its training on; test sets that are not one per training experience (SCoLe's per-class
+    sets) only get their curves recorded."""
+    curves = plugin.curves()
+    metrics = continual_metrics(curves, windows=tuple(int(w) for w in e.windows), beta=int(e.lca_beta),
+                                eps=float(e.recovery_eps)) if follows_tasks else {}
+    protocol = {
+        "period": int(e.period), "samples_per_task": plugin.sizes, "subset_seed": int(e.subset_seed),
+        "resample_each_eval": bool(e.resample_each_eval), "include_unseen": bool(e.include_unseen),
+        "windows": [int(w) for w in e.windows], "lca_beta": int(e.lca_beta), "recovery_eps": float(e.recovery_eps),
+        "indexing": "after every period-th update, plus one before each experience's first update",
+        "evaluations": len(curves.iteration), "eval_time_s": plugin.seconds,
+    }
+    return metrics, protocol, curves

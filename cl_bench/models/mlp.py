@@ -6,9 +6,11 @@ from torch import nn
 
 from cl_bench.models.heads import classifier
 from cl_bench.registry import register_model
+from cl_bench.rules import at_least, between, each
 
 
-@register_model("mlp")
+@register_model("mlp", rules={"hidden_sizes": each(at_least(1), "integers >= 1"),
+                             "dropout": between(0, 1, high_open=True)})
 def build(cfg, n_classes: int, input_shape, n_heads: int | None = None) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)

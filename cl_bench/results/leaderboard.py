@@ -22,34 +22,24 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from cl_bench.results.run_folder import CURVES, FINISHED, all_results, flatten, is_setting_key
+
 DEFAULT_GROUP_BY = ("scenario.name", "strategy.name")
 DEFAULT_METRICS = ("acc", "forgetting", "bwt")
 OUT_METRICS = ("acc", "forgetting", "min_acc", "wc_acc", "wf10")
 LABELS = {"acc": "ACC", "forgetting": "forgetting", "bwt": "BWT", "min_acc": "min-ACC", "wc_acc": "WC-ACC",
           "wf10": "WF10", "wf100": "WF100"}
-# Config keys that say where or how a run executed, not what it is.
-NOT_SETTING = ("seed", "data.", "device", "logger.", "eval.subset_seed", "train.eval_batch_size", "eval.plot")
 
 
 def collect(dirs: list[Path]) -> list[dict]:
     """Completed and diverged runs (failed or unfinished ones have no numbers to show)."""
     runs = []
     for d in dirs:
-        for path in sorted(Path(d).rglob("results.json")):
-            results = json.loads(path.read_text())
-            if results.get("status") in ("completed", "diverged"):
-                results["_dir"] = str(path.parent)
+        for folder, results in all_results(d):
+            if results.get("status") in FINISHED:
+                results["_dir"] = str(folder)
                 runs.append(results)
     return runs
-
-
-def flatten(node, prefix="") -> dict:
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: json.dumps(node) if isinstance(node, list) else node}
 
 
 def config_value(results: dict, dotted: str):
@@ -61,7 +51,7 @@ def config_value(results: dict, dotted: str):
 
 def setting_of(results: dict) -> tuple:
     flat = flatten(results["config"])
-    return tuple(sorted((k, str(v)) for k, v in flat.items() if not k.startswith(NOT_SETTING)))
+    return tuple(sorted((k, json.dumps(v) if isinstance(v, list) else str(v)) for k, v in flat.items() if is_setting_key(k)))
 
 
 def _cell(runs: list[dict], metric: str) -> str:
@@ -176,7 +166,7 @@ def scenario_tables(runs: list[dict], metrics=OUT_METRICS) -> dict[str, tuple[li
 
 def first_task_curves(run: dict):
     """(iterations, accuracies) on task 0 from the run's curves.csv, or None without one."""
-    path = Path(run["_dir"]) / "curves.csv"
+    path = Path(run["_dir"]) / CURVES
     if not path.is_file():
         return None
     points = {}

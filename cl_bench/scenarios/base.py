@@ -33,6 +33,10 @@ class Scenario:
     n_classes: int  # output units of a single head, or of each head when multi_head
     input_shape: tuple[int, ...]
     multi_head: bool = False  # task-incremental: one head per experience, task labels given
+    # van de Ven et al.'s scenario: class_incremental (new classes, one head), domain_incremental
+    # (same classes, new inputs), task_incremental (set for any multi-head scenario). Strategies
+    # declare which they support; an unsupported pairing fails before training.
+    setting: str = "class_incremental"
     # What accuracy is reported on, when it is not "each experience's own test set": long streams
     # (SCoLe) evaluate every class after every task, so their test sets are one per class and all
     # of them count as seen from the start. None: one test set per experience, seen once trained.
@@ -41,6 +45,8 @@ class Scenario:
     benchmark: CLScenario = field(init=False)
 
     def __post_init__(self):
+        if self.multi_head:
+            self.setting = "task_incremental"
         def dataset(x, y, t):
             return _make_taskaware_tensor_classification_dataset(x, y, task_labels=t)
 
@@ -76,6 +82,7 @@ class Scenario:
             "n_classes": self.n_classes,
             "input_shape": list(self.input_shape),
             "multi_head": self.multi_head,
+            "setting": self.setting,
             "classes_per_experience": [e.classes for e in self.experiences],
             "train_sizes": [len(e.y_train) for e in self.experiences],
             "test_sizes": [len(e.y_test) for e in self.evaluation_sets],

@@ -6,8 +6,10 @@ from functools import partial
 
 import torch
 
-from cl_bench.data import load_dataset
+from cl_bench.errors import ConfigError
+from cl_bench.data import DataSource
 from cl_bench.registry import register_scenario
+from cl_bench.rules import at_least
 from cl_bench.scenarios.base import Experience, Scenario
 
 
@@ -15,7 +17,7 @@ def class_order(n_classes: int, order, shuffle: bool, seed: int) -> list[int]:
     if order is not None:
         order = [int(c) for c in order]
         if sorted(order) != list(range(n_classes)):
-            raise ValueError(
+            raise ConfigError(
                 f"scenario.class_order must be a permutation of 0..{n_classes - 1}, got {order}"
             )
         return order
@@ -26,7 +28,7 @@ def class_order(n_classes: int, order, shuffle: bool, seed: int) -> list[int]:
 
 def split_by_class(data, n_experiences: int, order: list[int], task_labels: bool, name: str) -> Scenario:
     if n_experiences < 1 or data.n_classes % n_experiences:
-        raise ValueError(
+        raise ConfigError(
             f"scenario.n_experiences must divide the {data.n_classes} classes of {data.name}, "
             f"got {n_experiences}"
         )
@@ -53,9 +55,8 @@ def split_by_class(data, n_experiences: int, order: list[int], task_labels: bool
     )
 
 
-def build_split(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
-                        verify_checksums=cfg.get("verify_checksums", True))
+def build_split(cfg, source: DataSource, seed: int, dataset: str, name: str) -> Scenario:
+    data = source.load(dataset)
     order = class_order(data.n_classes, cfg.get("class_order"), cfg.get("shuffle_classes", False), seed)
     return split_by_class(data, int(cfg.n_experiences), order, bool(cfg.get("task_labels", False)), name)
 
@@ -67,4 +68,4 @@ for _name, _dataset in {
     "split_cifar10": "cifar10",
     "split_cifar100": "cifar100",
 }.items():
-    register_scenario(_name)(partial(build_split, dataset=_dataset, name=_name))
+    register_scenario(_name, rules={"n_experiences": at_least(1)})(partial(build_split, dataset=_dataset, name=_name))

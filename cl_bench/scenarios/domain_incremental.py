@@ -10,8 +10,9 @@ from functools import partial
 import torch
 import torchvision.transforms.functional as TF
 
-from cl_bench.data import load_dataset
+from cl_bench.data import DataSource
 from cl_bench.registry import register_scenario
+from cl_bench.rules import at_least
 from cl_bench.scenarios.base import Experience, Scenario
 
 
@@ -20,9 +21,8 @@ def _permute(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return flat[:, perm].view_as(x)
 
 
-def build_permuted(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
-                        verify_checksums=cfg.get("verify_checksums", True))
+def build_permuted(cfg, source: DataSource, seed: int, dataset: str, name: str) -> Scenario:
+    data = source.load(dataset)
     n_pixels = data.x_train[0].numel()
     g = torch.Generator().manual_seed(seed)
     experiences = []
@@ -33,7 +33,7 @@ def build_permuted(cfg, data_root, seed: int, dataset: str, name: str) -> Scenar
             x_test=_permute(data.x_test, perm), y_test=data.y_test,
             classes=list(range(data.n_classes)),
         ))
-    return Scenario(name, experiences, data.n_classes, data.input_shape)
+    return Scenario(name, experiences, data.n_classes, data.input_shape, setting="domain_incremental")
 
 
 def _rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -44,9 +44,8 @@ def _rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
     return TF.rotate(x, degrees, interpolation=TF.InterpolationMode.BILINEAR, fill=background)
 
 
-def build_rotated(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
-                        verify_checksums=cfg.get("verify_checksums", True))
+def build_rotated(cfg, source: DataSource, seed: int, dataset: str, name: str) -> Scenario:
+    data = source.load(dataset)
     step = float(cfg.angle_step)
     experiences = []
     for i in range(int(cfg.n_experiences)):
@@ -55,9 +54,10 @@ def build_rotated(cfg, data_root, seed: int, dataset: str, name: str) -> Scenari
             x_test=_rotate(data.x_test, i * step), y_test=data.y_test,
             classes=list(range(data.n_classes)),
         ))
-    return Scenario(name, experiences, data.n_classes, data.input_shape)
+    return Scenario(name, experiences, data.n_classes, data.input_shape, setting="domain_incremental")
 
 
+STREAM_RULES = {"n_experiences": at_least(1)}
 for _dataset in ("mnist", "digits"):
-    register_scenario(f"permuted_{_dataset}")(partial(build_permuted, dataset=_dataset, name=f"permuted_{_dataset}"))
-    register_scenario(f"rotated_{_dataset}")(partial(build_rotated, dataset=_dataset, name=f"rotated_{_dataset}"))
+    register_scenario(f"permuted_{_dataset}", rules=STREAM_RULES)(partial(build_permuted, dataset=_dataset, name=f"permuted_{_dataset}"))
+    register_scenario(f"rotated_{_dataset}", rules=STREAM_RULES)(partial(build_rotated, dataset=_dataset, name=f"rotated_{_dataset}"))

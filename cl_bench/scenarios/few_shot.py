@@ -16,17 +16,12 @@ from functools import partial
 
 import torch
 
-from cl_bench.data import load_dataset
+from cl_bench.errors import ConfigError
+from cl_bench.data import DataSource
 from cl_bench.registry import register_scenario
+from cl_bench.rules import at_least, optional
 from cl_bench.scenarios.base import Experience, Scenario
 from cl_bench.scenarios.class_incremental import class_order
-
-
-def _positive(cfg, key: str, minimum: int = 1) -> int:
-    value = int(cfg[key])
-    if value < minimum:
-        raise ValueError(f"scenario.{key} must be >= {minimum}, got {value}")
-    return value
 
 
 class ShotSampler:
@@ -43,7 +38,7 @@ class ShotSampler:
         queue, start = self.queues[c], self.used[c]
         stop = len(queue) if shots is None else start + shots
         if stop > len(queue):
-            raise ValueError(
+            raise ConfigError(
                 f"scenario.k_shot: class {c} has {len(queue)} training samples, the stream needs {stop} "
                 f"(lower k_shot, n_tasks or set repeat_classes=false)")
         self.used[c] = stop
@@ -69,13 +64,11 @@ def _few_shot_scenario(data, sessions: list[list[int]], shots: list[int | None],
     return Scenario(name, experiences, len(appearance), data.input_shape)
 
 
-def build_fscil(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
-                        verify_checksums=cfg.get("verify_checksums", True))
-    base, n_way, k_shot = _positive(cfg, "base_classes"), _positive(cfg, "n_way"), _positive(cfg, "k_shot")
-    n_sessions = _positive(cfg, "n_sessions", minimum=0)
+def build_fscil(cfg, source: DataSource, seed: int, dataset: str, name: str) -> Scenario:
+    data = source.load(dataset)
+    base, n_way, k_shot, n_sessions = (int(cfg[k]) for k in ("base_classes", "n_way", "k_shot", "n_sessions"))
     if base + n_way * n_sessions > data.n_classes:
-        raise ValueError(
+        raise ConfigError(
             f"scenario: base_classes + n_way * n_sessions = {base + n_way * n_sessions} exceeds the "
             f"{data.n_classes} classes of {data.name}")
     order = class_order(data.n_classes, cfg.get("class_order"), cfg.get("shuffle_classes", False), seed)
@@ -85,27 +78,29 @@ def build_fscil(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
     return _few_shot_scenario(data, sessions, shots, cfg.get("test_shots"), seed, name)
 
 
-def build_cfsl(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
-                        verify_checksums=cfg.get("verify_checksums", True))
-    n_tasks, n_way, k_shot = _positive(cfg, "n_tasks"), _positive(cfg, "n_way"), _positive(cfg, "k_shot")
+def build_cfsl(cfg, source: DataSource, seed: int, dataset: str, name: str) -> Scenario:
+    data = source.load(dataset)
+    n_tasks, n_way, k_shot = (int(cfg[k]) for k in ("n_tasks", "n_way", "k_shot"))
     # Shuffled with the seed unless an order is given: which classes form the stream is part of the draw.
     order = class_order(data.n_classes, cfg.get("class_order"), cfg.get("shuffle_classes", True), seed)
     if cfg.get("repeat_classes", False):
         pool = order[:int(cfg.pool_classes)] if cfg.get("pool_classes") else order
         if not n_way <= len(pool):
-            raise ValueError(f"scenario.pool_classes ({len(pool)}) must be >= n_way ({n_way})")
+            raise ConfigError(f"scenario.pool_classes ({len(pool)}) must be >= n_way ({n_way})")
         g = torch.Generator().manual_seed(seed + 1)
         sessions = [[pool[j] for j in torch.randperm(len(pool), generator=g)[:n_way].tolist()] for _ in range(n_tasks)]
     else:
         if n_tasks * n_way > data.n_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"scenario: n_tasks * n_way = {n_tasks * n_way} exceeds the {data.n_classes} classes of "
                 f"{data.name}; set repeat_classes=true to draw classes again")
         sessions = [order[t * n_way:(t + 1) * n_way] for t in range(n_tasks)]
     return _few_shot_scenario(data, sessions, [k_shot] * n_tasks, cfg.get("test_shots"), seed, name)
 
 
+SHOT_RULES = {"n_way": at_least(1), "k_shot": at_least(1), "test_shots": optional(at_least(1))}
+FSCIL_RULES = {**SHOT_RULES, "base_classes": at_least(1), "n_sessions": at_least(0), "base_shots": optional(at_least(1))}
+CFSL_RULES = {**SHOT_RULES, "n_tasks": at_least(1), "pool_classes": optional(at_least(1))}
 for _dataset in ("digits", "mnist", "cifar100", "omniglot"):
-    register_scenario(f"fscil_{_dataset}")(partial(build_fscil, dataset=_dataset, name=f"fscil_{_dataset}"))
-    register_scenario(f"cfsl_{_dataset}")(partial(build_cfsl, dataset=_dataset, name=f"cfsl_{_dataset}"))
+    register_scenario(f"fscil_{_dataset}", rules=FSCIL_RULES)(partial(build_fscil, dataset=_dataset, name=f"fscil_{_dataset}"))
+    register_scenario(f"cfsl_{_dataset}", rules=CFSL_RULES)(partial(build_cfsl, dataset=_dataset, name=f"cfsl_{_dataset}"))

@@ -13,8 +13,10 @@ from functools import partial
 
 import torch
 
-from cl_bench.data import load_dataset
+from cl_bench.errors import ConfigError
+from cl_bench.data import DataSource
 from cl_bench.registry import register_scenario
+from cl_bench.rules import at_least
 from cl_bench.scenarios.base import Experience, Scenario
 
 
@@ -24,22 +26,19 @@ def class_weights(spec, n_classes: int, zipf_exponent: float) -> torch.Tensor:
     if spec == "zipf":
         return (torch.arange(n_classes, dtype=torch.float64) + 1).pow(-float(zipf_exponent)).float()
     if isinstance(spec, str):
-        raise ValueError(f"scenario.class_weights must be uniform, zipf or a list of {n_classes} weights, got '{spec}'")
+        raise ConfigError(f"scenario.class_weights must be uniform, zipf or a list of {n_classes} weights, got '{spec}'")
     weights = torch.tensor([float(w) for w in spec])
     if len(weights) != n_classes or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"scenario.class_weights must be {n_classes} non-negative weights, got {list(spec)}")
+        raise ConfigError(f"scenario.class_weights must be {n_classes} non-negative weights, got {list(spec)}")
     return weights
 
 
-def build_long_stream(cfg, data_root, seed: int, dataset: str, name: str) -> Scenario:
-    data = load_dataset(dataset, data_root, download=cfg.get("download", True),
-                        verify_checksums=cfg.get("verify_checksums", True))
+def build_long_stream(cfg, source: DataSource, seed: int, dataset: str, name: str) -> Scenario:
+    data = source.load(dataset)
     n_tasks, per_task, shots = int(cfg.n_tasks), int(cfg.classes_per_task), int(cfg.samples_per_class)
     weights = class_weights(cfg.class_weights, data.n_classes, cfg.get("zipf_exponent", 1.0))
-    if n_tasks < 1 or shots < 1:
-        raise ValueError(f"scenario.n_tasks and scenario.samples_per_class must be >= 1, got {n_tasks}, {shots}")
     if not 1 <= per_task <= int((weights > 0).sum()):
-        raise ValueError(f"scenario.classes_per_task must be between 1 and the {int((weights > 0).sum())} "
+        raise ConfigError(f"scenario.classes_per_task must be between 1 and the {int((weights > 0).sum())} "
                          f"classes with non-zero weight, got {per_task}")
     g = torch.Generator().manual_seed(seed)
     by_class = [torch.nonzero(data.y_train == c).flatten() for c in range(data.n_classes)]
@@ -58,4 +57,4 @@ def build_long_stream(cfg, data_root, seed: int, dataset: str, name: str) -> Sce
 
 
 for _dataset in ("digits", "mnist"):
-    register_scenario(f"scole_{_dataset}")(partial(build_long_stream, dataset=_dataset, name=f"scole_{_dataset}"))
+    register_scenario(f"scole_{_dataset}", rules={"n_tasks": at_least(1), "samples_per_class": at_least(1)})(partial(build_long_stream, dataset=_dataset, name=f"scole_{_dataset}"))

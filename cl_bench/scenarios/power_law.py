@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import torch
 
+from cl_bench.errors import ConfigError
 from cl_bench.registry import SCENARIOS, register_scenario
 from cl_bench.scenarios.base import Experience, Scenario
 from cl_bench.scenarios.rehearsal_schedule import rehearsal_counts
 
 
-@register_scenario("power_law_rehearsal")
-def build_rehearsal_environment(cfg, data_root, seed: int) -> Scenario:
+@register_scenario("power_law_rehearsal")  # the schedule checks its own keys (rehearsal_schedule.py)
+def build_rehearsal_environment(cfg, source: DataSource, seed: int) -> Scenario:
     base_cfg = cfg.base
     if base_cfg.name == "power_law_rehearsal":
-        raise ValueError("scenario.base.name must be a base scenario, not power_law_rehearsal")
-    base = SCENARIOS.build(base_cfg.name, base_cfg, data_root, seed)
+        raise ConfigError("scenario.base.name must be a base scenario, not power_law_rehearsal")
+    SCENARIOS.check(base_cfg.name, base_cfg, "scenario.base")
+    base = SCENARIOS.build(base_cfg.name, base_cfg, source, seed)
     if base.multi_head or base.test_sets is not None:
-        raise ValueError(f"scenario.base: '{base.name}' is multi-head or has its own test sets; rehearsal "
+        raise ConfigError(f"scenario.base: '{base.name}' is multi-head or has its own test sets; rehearsal "
                          f"environments mix tasks in one experience and need a single-head, task-per-experience base")
     s = cfg.schedule
     counts = rehearsal_counts(
@@ -45,7 +47,8 @@ def build_rehearsal_environment(cfg, data_root, seed: int) -> Scenario:
             x_train=torch.cat([x for x, _ in parts]), y_train=torch.cat([y for _, y in parts]),
             x_test=new.x_test, y_test=new.y_test, task_label=new.task_label, classes=new.classes,
         ))
-    scenario = Scenario(f"power_law_rehearsal({base.name})", experiences, base.n_classes, base.input_shape)
+    scenario = Scenario(f"power_law_rehearsal({base.name})", experiences, base.n_classes, base.input_shape,
+                        setting=base.setting)
     scenario.details = {"base": base.name, "schedule": str(s.kind), "rehearsal_counts": counts.tolist(),
                         "rehearsed_samples": int(counts.sum())}
     return scenario

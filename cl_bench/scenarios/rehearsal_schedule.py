@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cl_bench.errors import ConfigError
+
 KINDS = ("power_law", "exponential", "uniform", "none", "full")
 NORMALIZATIONS = ("scale", "per_phase_budget", "total_budget")
 
@@ -27,18 +29,18 @@ def recency_weights(kind: str, n_tasks: int, exponent: float = 1.0, offset: floa
     past = k >= 1
     if kind == "power_law":
         if offset <= 0:
-            raise ValueError(f"scenario.schedule.offset must be > 0, got {offset}")
+            raise ConfigError(f"scenario.schedule.offset must be > 0, got {offset}")
         w = (1.0 + np.where(past, k, 0) / offset) ** -exponent
     elif kind == "exponential":
         if decay <= 0:
-            raise ValueError(f"scenario.schedule.decay must be > 0, got {decay}")
+            raise ConfigError(f"scenario.schedule.decay must be > 0, got {decay}")
         w = np.exp(-np.where(past, k, 0) / decay)
     elif kind in ("uniform", "full"):
         w = np.ones_like(k)
     elif kind == "none":
         w = np.zeros_like(k)
     else:
-        raise ValueError(f"scenario.schedule.kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        raise ConfigError(f"scenario.schedule.kind must be one of {', '.join(KINDS)}, got '{kind}'")
     return np.where(past, w, 0.0)
 
 
@@ -68,11 +70,11 @@ def rehearsal_counts(kind: str, task_sizes: list[int], *, exponent: float = 1.0,
         given = {k: v for k, v in (("scale", scale), ("per_phase_budget", per_phase_budget),
                                    ("total_budget", total_budget)) if v is not None}
         if len(given) != 1:
-            raise ValueError(f"scenario.schedule: set exactly one of {', '.join(NORMALIZATIONS)} "
+            raise ConfigError(f"scenario.schedule: set exactly one of {', '.join(NORMALIZATIONS)} "
                              f"(the others null), got {sorted(given) or 'none'}")
         (key, value), = given.items()
         if value < 0:
-            raise ValueError(f"scenario.schedule.{key} must be >= 0, got {value}")
+            raise ConfigError(f"scenario.schedule.{key} must be >= 0, got {value}")
         if key == "scale":
             counts = np.floor(float(value) * w + 0.5).astype(np.int64)
         elif key == "per_phase_budget":
@@ -84,6 +86,6 @@ def rehearsal_counts(kind: str, task_sizes: list[int], *, exponent: float = 1.0,
     too_many = np.argwhere(counts > sizes[None, :])
     if len(too_many):
         t, i = too_many[0]
-        raise ValueError(f"scenario.schedule asks for {counts[t, i]} samples of task {i} at phase {t}, "
+        raise ConfigError(f"scenario.schedule asks for {counts[t, i]} samples of task {i} at phase {t}, "
                          f"but task {i} has {sizes[i]}; lower the budget or scale")
     return counts

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cl_bench.results.run_folder import is_setting_key
+
 
 @dataclass
 class RunInfo:
@@ -66,10 +68,6 @@ class SafeTrackers:
         self._call("finish", failed)
 
 
-# Overrides that say where or how a run executes, not what it is: left out of the setting.
-_NOT_SETTING = ("seed=", "data.root=", "device=", "logger", "+logger", "hydra.")
-
-
 def run_info(seed: int, output_dir: Path) -> RunInfo:
     """Name, setting and sweep group from Hydra's overrides (plain runs when called outside Hydra)."""
     overrides, group = None, None
@@ -82,6 +80,6 @@ def run_info(seed: int, output_dir: Path) -> RunInfo:
         if hc.mode == RunMode.MULTIRUN:
             sweep = Path(hc.sweep.dir)
             group = f"{sweep.parent.name}_{sweep.name}" if sweep.parent.name else sweep.name
-    setting = " ".join(sorted(o for o in overrides or [] if not o.startswith(_NOT_SETTING))) or "defaults"
+    setting = " ".join(sorted(o for o in overrides or [] if is_setting_key(o.split("=", 1)[0]))) or "defaults"
     return RunInfo(output_dir=Path(output_dir), name=f"{setting} seed={seed}", setting=setting, group=group,
                    overrides=overrides)

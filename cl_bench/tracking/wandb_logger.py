@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from cl_bench.registry import register_logger
+from cl_bench.rules import number_at_least, one_of
 from cl_bench.tracking.base import RunInfo, Tracker
 
 MODES = ("online", "offline", "disabled")
@@ -21,8 +22,6 @@ class WandbTracker(Tracker):
 
     def __init__(self, mode: str = "offline", project: str = "cl-bench", entity: str | None = None,
                  group: str | None = None, tags=(), init_timeout: float = 30.0):
-        if mode not in MODES:
-            raise ValueError(f"logger.wandb.mode must be one of {', '.join(MODES)}, got '{mode}'")
         self.mode, self.project, self.entity, self.group = mode, project, entity, group
         self.tags, self.init_timeout = list(tags), init_timeout
         self.run = None
@@ -66,7 +65,7 @@ class WandbTracker(Tracker):
             self.run = None
 
 
-@register_logger("wandb")
+@register_logger("wandb", rules={"mode": one_of(*MODES), "init_timeout": number_at_least(0)})
 def build(cfg) -> WandbTracker:
     return WandbTracker(mode=str(cfg.mode), project=cfg.project, entity=cfg.get("entity"), group=cfg.get("group"),
                         tags=list(cfg.get("tags") or []), init_timeout=float(cfg.get("init_timeout", 30)))

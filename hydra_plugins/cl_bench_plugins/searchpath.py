@@ -1,7 +1,9 @@
-"""Lets an installed strategy package ship its own configs: for every package that registers in
-the `cl_bench.strategies` (or `cl_bench.addons`) entry-point group, a `conf/` folder next to
-its top-level module joins Hydra's config search path, so `conf/strategy/<name>.yaml` there is
-selectable as `strategy=<name>`. Hydra discovers this plugin through the hydra_plugins namespace."""
+"""Lets an installed plugin package ship its own configs: for every package that registers in one
+of cl-bench's entry-point groups (`cl_bench.strategies`, `cl_bench.scenarios`, `cl_bench.models`,
+`cl_bench.addons`, `cl_bench.loggers`), a `conf/` folder next to its top-level module joins
+Hydra's config search path, so `conf/strategy/<name>.yaml` (or `conf/scenario/<name>.yaml`, ...)
+there is selectable as `strategy=<name>`. Hydra discovers this plugin through the hydra_plugins
+namespace."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,12 +13,11 @@ from pathlib import Path
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-GROUPS = ("cl_bench.strategies", "cl_bench.addons")
-
-
 def external_config_dirs() -> list[Path]:
+    from cl_bench.registry import ENTRY_POINT_GROUPS  # light: no torch
+
     dirs = []
-    for group in GROUPS:
+    for group in ENTRY_POINT_GROUPS:
         for ep in entry_points(group=group):
             top = ep.value.split(":")[0].split(".")[0]
             spec = importlib.util.find_spec(top)  # locates the package without importing it
