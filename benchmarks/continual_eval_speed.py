@@ -55,9 +55,10 @@ def cl_bench_run(data_root: Path, device: str, out: Path, extra: list[str]) -> d
 def scenario_and_model(data_root: Path, device: str):
     from omegaconf import OmegaConf
 
+    from cl_bench.data import DataSource
     from cl_bench.registry import MODELS, SCENARIOS
 
-    scenario = SCENARIOS.build("split_mnist", OmegaConf.create({"n_experiences": 5, "download": False}), data_root, 0)
+    scenario = SCENARIOS.build("split_mnist", OmegaConf.create({"n_experiences": 5}), DataSource(str(data_root), download=False), 0)
     model = MODELS.build("mlp", OmegaConf.create({"hidden_sizes": [400, 400]}), 10, scenario.input_shape, None)
     return scenario, model.to(device)
 

@@ -107,3 +107,46 @@ def test_diverging_run_exits_3_with_one_line(tmp_path):
     assert proc.returncode == 3
     assert proc.stderr.strip().startswith("cl-bench: diverged: non-finite training loss (nan) at experience 0")
     assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "diverged"
+
+
+def test_a_bug_is_shown_as_a_bug_not_as_a_config_error(tmp_path):
+    """An exception that is not a UserError (here a ValueError as torch would raise it) is one
+    line naming it as an internal error, exit status 1, and the traceback with CL_BENCH_DEBUG=1."""
+    script = (
+        "import sys, cl_bench.run, cl_bench.cli\n"
+        "def broken(cfg, output_dir): raise ValueError('Expected input batch_size (3) to match target batch_size (4)')\n"
+        "cl_bench.run.run = broken\n"
+        f"sys.argv = ['cl-bench', 'device=cpu', 'hydra.run.dir={tmp_path}/run']\n"
+        "cl_bench.cli.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "cl-bench: internal error: ValueError: Expected input batch_size (3) to match target batch_size (4) "
+        "(a bug in cl-bench or a dependency; run with CL_BENCH_DEBUG=1 for the traceback)"]
+    debug = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**__import__("os").environ, "CL_BENCH_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_another_config_in_a_finished_run_folder_leaves_it_untouched(tmp_path):
+    first = cl_bench("train.epochs=1", "eval=off", "seed=1", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    recorded = {p.name: p.read_text() for p in (tmp_path / "run" / ".hydra").iterdir()}
+    results = (tmp_path / "run" / "results.json").read_text()
+    second = cl_bench("train.epochs=1", "eval=off", "seed=2", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "was written by a run with seed=1, this run has seed=2" in lines[0]
+    assert {p.name: p.read_text() for p in (tmp_path / "run" / ".hydra").iterdir()} == recorded
+    assert (tmp_path / "run" / "results.json").read_text() == results
+
+
+def test_help_names_the_program_and_shows_examples(tmp_path):
+    proc = cl_bench("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("cl-bench: continual-learning experiments")
+    assert "powered by Hydra" not in proc.stdout
+    for example in ("cl-bench strategy=ewc", "cl-bench -m strategy=naive,ewc,replay", "cl-bench-leaderboard"):
+        assert example in proc.stdout
+    assert "strategy: classp" in proc.stdout  # the groups and their options

@@ -36,4 +36,4 @@ def test_external_strategy_is_listed_and_runs_from_the_cli(installed_plugin, tmp
 def test_external_strategy_validates_its_config(installed_plugin, tmp_path):
     proc = cli("device=cpu", "strategy=label_smoothing", "strategy.smoothing=1.5", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "cl-bench: error: strategy.smoothing must be in [0, 1), got 1.5"
+    assert proc.stderr.strip() == "cl-bench: error: strategy.smoothing must be a number in [0, 1), got 1.5"

@@ -2,14 +2,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cl_bench.registry import SCENARIOS, list_scenarios
-from tests.conftest import compose_config
+from cl_bench.registry import list_scenarios
+from tests.conftest import build_scenario, compose_config
 
 
 def build(name: str, root, seed=0, **overrides):
     cfg = compose_config([f"scenario={name}"]).scenario
     cfg = OmegaConf.merge(cfg, overrides)
-    return SCENARIOS.build(name, cfg, root, seed)
+    return build_scenario(name, cfg, root, seed)
 
 
 def small(name: str) -> list[str]:
@@ -34,8 +34,9 @@ def _smaller(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", list_scenarios())
 def test_every_registered_scenario_builds_consistent_streams(name, fake_data_root):
-    cfg = compose_config([f"scenario={name}", *small(name)]).scenario
-    scenario = SCENARIOS.build(name, cfg, fake_data_root, 0)
+    full = compose_config([f"scenario={name}", *small(name)])
+    cfg = full.scenario
+    scenario = build_scenario(name, cfg, fake_data_root, 0, verify_checksums=full.data.verify_checksums)
     bench = scenario.benchmark
     assert len(bench.train_stream) == scenario.n_experiences
     assert len(bench.test_stream) == len(scenario.evaluation_sets)
