@@ -20,7 +20,8 @@ Avalanche 0.6.0's BiCPlugin (after FACIL's implementation), with these changes:
   exactly the previous experience's classes. The old model's targets always carry the correction
   it predicted with (none before the first one exists, as in 0.6.0);
 - the validation samples are held out of the data the strategy trains on, not by assigning the
-  experience's dataset, which 0.6.0's experiences make read-only;
+  experience's dataset, which 0.6.0's experiences make read-only; at most half of a class is
+  held out, so that a few-shot session keeps training data;
 - buffer updates go through the storage policy's current API (0.6.0's `update` warns), and the
   second stage is 0.6.0's loop without the `verbose` argument to MultiStepLR that torch (2.14 here)
   removed (0.6.0's own stage fails with a TypeError).
@@ -30,6 +31,7 @@ memory (`val_percentage * mem_size` samples in all), as in 0.6.0.
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from types import SimpleNamespace
 
 import torch
@@ -90,12 +92,27 @@ class BiCPlugin(AvalancheBiCPlugin):
         self.training_part = None
 
     def before_train_dataset_adaptation(self, strategy, **kwargs):
-        # 0.6.0 holds the validation samples out by assigning `experience.dataset`, which 0.6.0's
-        # own experiences make read-only: it runs on a stand-in, and the strategy trains on what
-        # is left.
-        stand_in = SimpleNamespace(experience=SimpleNamespace(dataset=strategy.experience.dataset), clock=strategy.clock)
-        super().before_train_dataset_adaptation(stand_in, **kwargs)
-        self.training_part = stand_in.experience.dataset
+        """0.6.0's split of each class into validation samples (the first ones, into a reservoir
+        per class) and training data, kept here: 0.6.0 assigns `experience.dataset`, which 0.6.0's
+        own experiences make read-only. At most half of a class is held out, so a few-shot
+        session keeps something to train on (0.6.0 could hold out all of it)."""
+        data = strategy.experience.dataset
+        by_class: dict[int, list[int]] = defaultdict(list)
+        for i, c in enumerate(data.targets):
+            by_class[int(c)].append(i)
+        for c in by_class:
+            self.class_to_tasks[c] = strategy.clock.train_exp_counter
+        self.seen_classes.update(by_class)
+        lengths = dict(zip(self.seen_classes, self.get_group_lengths(len(self.seen_classes))))
+        training = []
+        for c, indices in by_class.items():
+            held_out = min(lengths[c], len(indices) // 2)
+            self.val_buffer.setdefault(c, ReservoirSamplingBuffer(lengths[c])).update_from_dataset(
+                data.subset(indices[:held_out]))
+            training.append(data.subset(indices[held_out:]))
+        for c, buffer in self.val_buffer.items():
+            buffer.resize(strategy, lengths[c])
+        self.training_part = concat_datasets(training)
 
     def after_train_dataset_adaptation(self, strategy, **kwargs):
         strategy.adapted_dataset = self.training_part.train()
