@@ -51,6 +51,13 @@ class FeatureReplay(AvalancheFeatureReplay):
         model.head = self.model.train_classifier  # undo Avalanche's Identity swap (see module docstring)
         self.model = FeatureExtractorModel(model.trunk, model.head)
 
+    def _after_training_exp(self, **kwargs):
+        super()._after_training_exp(**kwargs)
+        if len(self.storage_policy.buffer) < self.batch_size_mem:  # Avalanche's loader would then cycle forever
+            raise ConfigError(f"strategy.batch_size_mem ({self.batch_size_mem}) exceeds the "
+                              f"{len(self.storage_policy.buffer)} features in memory after experience "
+                              f"{self.experience.current_experience}")
+
     def _make_replay_loader(self) -> None:
         # As Avalanche's _after_training_exp builds it: a resumed run must draw the same batches.
         self.replay_loader = cycle(torch.utils.data.DataLoader(

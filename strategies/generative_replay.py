@@ -59,7 +59,7 @@ class GenerativeReplayPlugin(SampleWithoutGrad):
         from cl_bench.run import quiet_evaluator
 
         self.shape, self.low, self.high = list(shape), low, high
-        vae = MlpVAE(tuple(shape), nhid=self.latent_dim, device=self.device)
+        vae = MlpVAE(tuple(shape), nhid=self.latent_dim, device=self.device).to(self.device)  # before any optimizer state
         # sigmoid output s in [0, 1] -> low + s * (high - low), per channel
         span = (high - low).clamp_min(1e-8)
         vae.decoder.invTrans = transforms.Normalize((-low / span).tolist(), (1 / span).tolist())

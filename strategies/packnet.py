@@ -17,8 +17,7 @@ Deviations from Avalanche, and why:
 - a forward pass computes the features of every task's subset from the layers' task indices
   (the heads pick theirs, strategies/_task_columns.py) instead of switching the active subset
   with `activate_task`: cl-bench evaluates all seen tasks in one batch, also during training,
-  and Avalanche's state machine refuses to activate an old task in the post-pruning phase
-  (and would leave that phase when the current task is activated again).
+  and Avalanche's state machine refuses to activate an old task in the post-pruning phase.
 PackNet's state is all in the model's buffers (task index of every weight), so checkpoints hold
 it with the weights.
 """
