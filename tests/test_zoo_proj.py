@@ -106,6 +106,9 @@ def test_agem_reference_batch_is_balanced_over_past_experiences():
     x, y, t = plugin.sample_from_memory()
     classes = [set(exp.classes_in_this_experience) for exp in list(scenario.benchmark.train_stream)[:3]]
     assert [sum(int(c) in cs for c in y) for cs in classes] == [4, 4, 4]
+    plugin.sample_size = 2  # fewer than the experiences in memory: one from each, not an empty batch
+    plugin._open_memory_loader()
+    assert len(plugin.sample_from_memory()[1]) == 3
 
 
 # --- GDumb --------------------------------------------------------------------------------------
