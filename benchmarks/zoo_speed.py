@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 JOBS = {
-    "gem": (["strategy=gem", "strategy.patterns_per_exp=256", "strategy.memory_strength=0.5"],
+    "gem": (["strategy=gem", "strategy.patterns_per_experience=256", "strategy.memory_strength=0.5"],
             lambda avl, kw: avl.GEM(patterns_per_exp=256, memory_strength=0.5, **kw)),
     "der": (["strategy=der", "strategy.mem_size=500", "strategy.alpha=0.1", "strategy.beta=0.5"],
             lambda avl, kw: avl.DER(mem_size=500, alpha=0.1, beta=0.5, **kw)),

@@ -1,5 +1,9 @@
 """Learning without Forgetting (Li & Hoiem 2016): distil the previous model's temperature-softened
-outputs on the new data (Avalanche's LwFPlugin). `alpha` may be one value or one per experience."""
+outputs on the new data (Avalanche's LwFPlugin). `alpha` may be one value or one per experience.
+
+`scale_ce: true` divides the cross-entropy on experience t (0-based) by t + 1 before the
+distillation term is added, as continual-learning-baselines' latest Split-MNIST LwF does
+(loss = CE / (t + 1) + alpha_t * distillation); off by default (Avalanche's and the paper's loss)."""
 import copy
 
 from avalanche.training.plugins import LwFPlugin as AvalancheLwFPlugin
@@ -13,9 +17,15 @@ from cl_bench.rules import number_at_least, positive, scalar_or_each
 class LwFPlugin(AvalancheLwFPlugin):
     """Avalanche's LwF, checkpointed: the previous model as a state dict on a copy of the model."""
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model, scale_ce: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.model = model
+        self.scale_ce = scale_ce
+
+    def before_backward(self, strategy, **kwargs):
+        if self.scale_ce:
+            strategy.loss = strategy.loss / (strategy.clock.train_exp_counter + 1)
+        super().before_backward(strategy, **kwargs)
 
     def state_dict(self) -> dict:
         lwf = self.lwf
@@ -38,7 +48,7 @@ class LwFPlugin(AvalancheLwFPlugin):
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     # A ListConfig alpha would break Avalanche's per-experience indexing; hand it plain Python.
     alpha = OmegaConf.to_object(cfg.alpha) if OmegaConf.is_config(cfg.alpha) else float(cfg.alpha)
-    lwf = LwFPlugin(model, alpha=alpha, temperature=float(cfg.temperature))
+    lwf = LwFPlugin(model, scale_ce=bool(cfg.get("scale_ce", False)), alpha=alpha, temperature=float(cfg.temperature))
     return SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=criterion, plugins=[lwf, *plugins], **common
     )
