@@ -212,7 +212,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
             checkpoint.write(output_dir, strategy, progress, results["config"], attempt.started, writes)
 
     # --- finish ---
-    results["metrics"] = task_end_metrics(results["acc_matrix"])
+    results["metrics"] = task_end_metrics(results["acc_matrix"], [len(e.y_test) for e in scenario.evaluation_sets])
     results["train_time_s"] = progress["train_time_s"]
     if progress["resumed_from"]:
         results["resumed_from"] = progress["resumed_from"]  # experiences done when each resumption began

@@ -38,3 +38,12 @@ def test_positive_backward_transfer_gives_zero_forgetting_and_positive_bwt():
 def test_single_row_or_single_task_has_no_forgetting():
     assert task_end_metrics([[0.9, 0.8, 0.7]]) == {"acc": pytest.approx(0.8), "forgetting": None, "bwt": None}
     assert task_end_metrics([[0.9]])["forgetting"] is None
+
+
+def test_stream_accuracy_weighs_experiences_by_test_size():
+    from cl_bench.evaluation.task_end import stream_accuracy
+
+    R = [[1.0, 0.0], [0.5, 1.0]]
+    assert stream_accuracy(R, [100, 300]) == pytest.approx((0.5 * 100 + 1.0 * 300) / 400)
+    assert stream_accuracy(R, [7, 7]) == pytest.approx(average_accuracy(R))
+    assert task_end_metrics(R, [100, 300])["stream_acc"] == pytest.approx(0.875)

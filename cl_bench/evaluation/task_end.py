@@ -30,5 +30,15 @@ def backward_transfer(R: Matrix) -> float | None:
     return sum(R[-1][j] - R[j][j] for j in range(T - 1)) / (T - 1)
 
 
-def task_end_metrics(R: Matrix) -> dict:
-    return {"acc": average_accuracy(R), "forgetting": forgetting(R), "bwt": backward_transfer(R)}
+def stream_accuracy(R: Matrix, test_sizes: Sequence[int]) -> float:
+    """Accuracy over the whole test stream pooled, after the last training step: each experience
+    weighs by its test-set size (Avalanche's Top1_Acc_Stream, what continual-learning-baselines
+    reports). Equals `average_accuracy` when all test sets are the same size."""
+    return sum(a * n for a, n in zip(R[-1], test_sizes)) / sum(test_sizes)
+
+
+def task_end_metrics(R: Matrix, test_sizes: Sequence[int] | None = None) -> dict:
+    metrics = {"acc": average_accuracy(R), "forgetting": forgetting(R), "bwt": backward_transfer(R)}
+    if test_sizes is not None:
+        metrics["stream_acc"] = stream_accuracy(R, test_sizes)
+    return metrics
