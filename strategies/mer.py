@@ -11,8 +11,9 @@ paper's online stream) and a whole minibatch plays the part of the paper's singl
 
 Changes to Avalanche: the memory is updated through the storage policy's current API (0.6.0's
 `update` warns at every experience); and Avalanche's meta-learning loop never calls the
-`before_backward` callback, so a NaN was trained on silently and nothing could watch a step's
-loss: it is called once per minibatch, with the loss on the minibatch after its meta-update.
+`before_backward` callback, so a non-finite loss went on being trained on until the experience
+ended and nothing could watch a step's loss: it is called once per minibatch, with the loss on
+the minibatch after its meta-update.
 """
 from avalanche.training.supervised import MER as AvalancheMER
 
