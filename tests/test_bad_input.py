@@ -8,7 +8,7 @@ from pathlib import Path
 
 # (command-line arguments, exit status, text the one line must contain)
 CASES = [
-    (["strategy=nope"], 2, "unknown strategy 'nope'; available: classp, cumulative"),
+    (["strategy=nope"], 2, "unknown strategy 'nope'; available: agem, bic, classp, cumulative"),
     (["scenario=nope"], 2, "unknown scenario 'nope'; available:"),
     (["model=transformer"], 2, "unknown model 'transformer'; available: convnet, mlp, resnet18_reduced"),
     (["optimizer=lion"], 2, "unknown optimizer 'lion'; available: adam, sgd"),

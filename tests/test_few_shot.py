@@ -102,6 +102,7 @@ NEW_SCENARIOS = {
 }
 
 
+@pytest.mark.slow  # the strategy x scenario matrix: ~120 runs; `pytest -m slow`, the second step of .ci/run
 @pytest.mark.parametrize("strategy", [s for s in list_strategies() if supports(s, "class_incremental")])
 @pytest.mark.parametrize("scenario", list(NEW_SCENARIOS))
 def test_every_strategy_runs_on_the_new_scenarios_with_continual_evaluation(scenario, strategy, run_job):

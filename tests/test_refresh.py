@@ -21,6 +21,7 @@ def test_rate_zero_is_bit_identical_to_the_base_strategy(strategy, variant, run_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # two runs per registered strategy; `pytest -m slow`, the second step of .ci/run
 @pytest.mark.parametrize("strategy", list_strategies())
 def test_refresh_composes_with_every_strategy(strategy, run_job, tmp_path):
     base = tiny([*on_default_stream(strategy), "model.hidden_sizes=[32]", "eval=off"])
