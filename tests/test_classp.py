@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
+from cl_bench.registry import MODELS, STRATEGIES
 from strategies.classp import CLASSP
 from tests.conftest import build_scenario, compose_config
 

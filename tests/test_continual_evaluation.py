@@ -82,7 +82,6 @@ def test_full_split_matches_task_end_evaluation(run_job, tmp_path):
 
 def test_subsets_are_fixed_seeded_and_sized(run_job):
     from cl_bench.data import load_dataset
-    from cl_bench.registry import SCENARIOS
     from tests.conftest import compose_config
 
     cfg = compose_config(["scenario=permuted_digits"])

@@ -1,7 +1,7 @@
 """Fast/slow weights: the two rates do what the interpretation says."""
 import torch
 
-from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
+from cl_bench.registry import MODELS, STRATEGIES
 from cl_bench.run import quiet_evaluator
 from tests.conftest import build_scenario, compose_config
 

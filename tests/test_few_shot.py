@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cl_bench.data import load_dataset
-from cl_bench.registry import SCENARIOS, list_strategies
+from cl_bench.registry import list_strategies
 from cl_bench.scenarios.class_incremental import class_order
 from cl_bench.scenarios.few_shot import ShotSampler
 from tests.conftest import build_scenario, compose_config, supports, tiny

@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from cl_bench.registry import SCENARIOS
 from strategies.group_mask import GroupMaskPlugin
 from tests.conftest import build_scenario, compose_config
 

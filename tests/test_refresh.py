@@ -80,7 +80,7 @@ def test_code_perturbation_norm_matches_formula():
 
 
 def test_fisher_accumulates_after_each_experience(run_job):
-    from cl_bench.registry import MODELS, SCENARIOS, STRATEGIES
+    from cl_bench.registry import MODELS, STRATEGIES
     from cl_bench.run import quiet_evaluator
     from tests.conftest import compose_config
 

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from cl_bench.registry import SCENARIOS
 from cl_bench.scenarios.rehearsal_schedule import KINDS, recency_weights, rehearsal_counts
 from tests.conftest import build_scenario, compose_config
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cl_bench.models.heads import MultiHeadClassifier, SingleHeadClassifier
+from cl_bench.models.heads import SingleHeadClassifier
 from cl_bench.registry import MODELS, STRATEGIES
 from cl_bench.run import quiet_evaluator
 from tests.conftest import build_scenario, compose_config, tiny

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from cl_bench.data import DataSource
 from cl_bench.errors import ConfigError
 from cl_bench.registry import SCENARIOS, register_scenario
 from cl_bench.scenarios.base import Experience, Scenario
