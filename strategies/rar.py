@@ -37,10 +37,10 @@ from avalanche.training.templates import SupervisedTemplate
 from cl_bench.errors import ConfigError
 from cl_bench.registry import register_strategy
 from cl_bench.rules import at_least, between, number_at_least, optional, positive
-from strategies.replay import buffer_state, load_buffer_state
+from strategies.replay import StoragePolicyBuffer
 
 
-class RARPlugin(AvalancheRARPlugin):
+class RARPlugin(StoragePolicyBuffer, AvalancheRARPlugin):
     def before_training_exp(self, strategy, num_workers=0, shuffle=True, drop_last=False, **kwargs):
         self.iter_replay = None
         if len(self.storage_policy.buffer) == 0:
@@ -90,15 +90,6 @@ class RARPlugin(AvalancheRARPlugin):
             if torch.norm(perturbed - input, p=float("inf")) > self.epsilon_fgsm:
                 break
         return perturbed
-
-    def after_training_exp(self, strategy, **kwargs):
-        self.storage_policy.post_adapt(strategy, strategy.experience)
-
-    def state_dict(self) -> dict:
-        return buffer_state(self.storage_policy)
-
-    def load_state_dict(self, state: dict) -> None:
-        load_buffer_state(self.storage_policy, state)
 
 
 def nearest_other_class(distance, y_mem, y_batch, current_classes):

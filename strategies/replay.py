@@ -32,10 +32,10 @@ STORAGE_POLICIES = {
 }
 
 
-class ReplayPlugin(AvalancheReplayPlugin):
-    """Avalanche's ReplayPlugin, updating its buffer through the storage policy's current API:
-    0.6.0's own plugin goes through the deprecated `update` (the same call inside) and prints a
-    DeprecationWarning at every experience. Its buffer is checkpointed as tensors."""
+class StoragePolicyBuffer:
+    """For an Avalanche plugin with a `storage_policy`: the buffer is updated at experience end
+    through the policy's current API (0.6.0's plugins go through the deprecated `update`, the
+    same call inside, which warns at every experience) and checkpointed as tensors."""
 
     def after_training_exp(self, strategy, **kwargs):
         self.storage_policy.post_adapt(strategy, strategy.experience)
@@ -45,6 +45,10 @@ class ReplayPlugin(AvalancheReplayPlugin):
 
     def load_state_dict(self, state: dict) -> None:
         load_buffer_state(self.storage_policy, state)
+
+
+class ReplayPlugin(StoragePolicyBuffer, AvalancheReplayPlugin):
+    """Avalanche's ReplayPlugin with its buffer updated and checkpointed as StoragePolicyBuffer says."""
 
 
 def buffer_state(policy) -> dict:
