@@ -1,0 +1,191 @@
+"""leaderboards/zoo.md: every registered strategy on the three scenarios of van de Ven et al.
+(Split-MNIST class- and task-incremental, Permuted-MNIST domain-incremental) with continual
+evaluation, under one set of common settings.
+
+    python leaderboards/zoo.py run --out RUNS [--seeds 0,1,2] [--scenarios class_il,task_il,domain_il] [--jobs 2]
+    python leaderboards/zoo.py table RUNS > leaderboards/zoo.md   # also writes leaderboards/zoo_<scenario>.png
+
+`run` starts one `cl-bench` process per (scenario, strategy, seed) into RUNS/<scenario>/<strategy>/seed<k>
+and skips the runs already finished there, so a killed sweep resumes by running the same command.
+Each process gets one thread (OMP_NUM_THREADS=1): `--jobs 2` keeps both cores of the development
+machine busy without the two runs fighting over them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cl_bench.registry import STRATEGIES
+from cl_bench.results.leaderboard import first_task_curves
+from cl_bench.results.run_folder import all_results, finished_results
+
+# Settings every run shares; the strategy's own hyperparameters come from conf/strategy/<name>.yaml.
+COMMON = ["model=mlp", "optimizer=sgd", "eval=continual", "eval.plot=false", "logger=none",
+          "train.epochs=1", "train.batch_size=128", "data.download=false"]
+MEMORY = 200  # samples every rehearsal method keeps in all (its YAML default; GEM/A-GEM set per experience below)
+
+SCENARIOS = {  # name -> (setting, overrides, experiences)
+    "class_il": ("class_incremental", ["scenario=split_mnist"], 5),
+    "task_il": ("task_incremental", ["scenario=split_mnist", "scenario.task_labels=true"], 5),
+    # 10 x 60,000 images: evaluating after every update would cost ~15x the training, so every 10th.
+    "domain_il": ("domain_incremental", ["scenario=permuted_mnist", "eval.period=10"], 10),
+}
+TITLES = {"class_il": "Split-MNIST, class-incremental", "task_il": "Split-MNIST, task-incremental (one head per task)",
+          "domain_il": "Permuted-MNIST, domain-incremental (10 tasks)"}
+
+FAMILIES = {
+    "reference": ["naive", "from_scratch", "cumulative", "joint"],
+    "regularisation": ["ewc", "si", "mas", "rwalk", "lwf", "lfl", "classp"],
+    "gradient projection": ["gem", "agem"],
+    "rehearsal": ["replay", "online_replay", "der", "er_ace", "er_aml", "icarl", "gdumb", "bic", "gss", "mir",
+                  "mer", "rar", "scr"],
+    "generative / feature replay": ["generative_replay", "feature_replay"],
+    "architectural": ["pnn", "packnet", "cwr_star"],
+    "seed methods": ["fast_slow"],
+}
+FAMILY = {name: family for family, names in FAMILIES.items() for name in names}
+# One line per family in the first-task figure, so the plot stays readable.
+PLOTTED = ["naive", "joint", "ewc", "lwf", "agem", "replay", "der", "icarl", "generative_replay", "pnn"]
+
+
+def supported(setting: str) -> list[str]:
+    return [name for name in STRATEGIES.names() if setting in STRATEGIES.entry(name).settings]
+
+
+def overrides(scenario: str, strategy: str, seed: int) -> list[str]:
+    _, scenario_overrides, experiences = SCENARIOS[scenario]
+    extra = [f"strategy.patterns_per_experience={MEMORY // experiences}"] if strategy in ("gem", "agem") else []
+    return [*scenario_overrides, f"strategy={strategy}", f"seed={seed}", *COMMON, *extra]
+
+
+def run_one(out: Path, scenario: str, strategy: str, seed: int) -> str:
+    folder = out / scenario / strategy / f"seed{seed}"
+    if finished_results(folder) is not None:
+        return f"{scenario} {strategy} seed {seed}: already finished"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = ["cl-bench", *overrides(scenario, strategy, seed), f"hydra.run.dir={folder}"]
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "zoo.log", "w") as log:
+        rc = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    return f"{scenario} {strategy} seed {seed}: exit {rc}"
+
+
+def run(out: Path, scenarios: list[str], seeds: list[int], jobs: int) -> int:
+    todo = [(scenario, strategy, seed) for seed in seeds for scenario in scenarios
+            for strategy in supported(SCENARIOS[scenario][0])]
+    with ThreadPoolExecutor(jobs) as pool:
+        for line in pool.map(lambda job: run_one(out, *job), todo):
+            print(line, flush=True)
+    return 0
+
+
+def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+    if not values:
+        return "n/a"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{scale * statistics.fmean(values):.{digits}f} ± {scale * std:.{digits}f}"
+
+
+METRICS = [("ACC", "acc"), ("forgetting", "forgetting"), ("min-ACC", "min_acc"), ("WC-ACC", "wc_acc"),
+           ("WF^10", "wf10"), ("gap depth", "sg"), ("recovered", "rec")]
+
+
+def row(strategy: str, runs: list[dict]) -> list[str]:
+    done = [r for r in runs if r["status"] == "completed"]
+    cells = [strategy, FAMILY.get(strategy, "other"), str(len(done))]
+    diverged = len(runs) - len(done)
+    if not done:
+        return cells + [f"diverged ({diverged}/{len(runs)})"] + [""] * (len(METRICS) + 2)
+    for _, key in METRICS:
+        values = [r["metrics"].get(key) for r in done]
+        cells.append(mean_std([v for v in values if isinstance(v, (int, float))]))
+    held = [r["held_memory_bytes"]["total"] / 1e6 for r in done]
+    train = [r["train_time_s"] - r["continual_evaluation"]["eval_time_s"] for r in done]
+    cells += [f"{statistics.fmean(held):.1f}", f"{statistics.fmean(train):.0f}"]
+    if diverged:
+        cells[0] += f" ({diverged} diverged)"
+    return cells
+
+
+def plot(scenario: str, groups: dict[str, list[dict]], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=150)
+    drew = False
+    for strategy in PLOTTED:
+        curves = [c for c in (first_task_curves(r) for r in groups.get(strategy, []) if r["status"] == "completed") if c]
+        if not curves:
+            continue
+        same = [c for c in curves if c[0] == curves[0][0]]
+        ax.plot(curves[0][0], 100 * np.mean([c[1] for c in same], axis=0), lw=1.0, label=f"{strategy} ({len(same)})")
+        drew = True
+    if drew:
+        ax.set(xlabel="optimizer updates", ylabel="accuracy on the first task (%)", ylim=(0, 101),
+               title=f"{TITLES[scenario]}: first task, mean over seeds")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left", ncol=2)
+        fig.tight_layout()
+        fig.savefig(path)
+    plt.close(fig)
+    return drew
+
+
+def table(out: Path, figures: Path) -> str:
+    lines = []
+    for scenario in SCENARIOS:
+        groups = defaultdict(list)
+        for _, results in all_results(out / scenario):
+            if results.get("status") in ("completed", "diverged"):
+                groups[results["strategy"]].append(results)
+        if not groups:
+            continue
+        header = ["strategy", "family", "seeds"] + [label + " (%)" for label, _ in METRICS] + ["held memory (MB)", "train (s)"]
+        rows = sorted((row(s, rs) for s, rs in groups.items()), key=lambda r: -float(r[3].split(" ")[0]) if r[3][0].isdigit() else 1)
+        commits = sorted({(r.get("git_commit") or "?")[:10] for rs in groups.values() for r in rs})
+        lines += [f"## {TITLES[scenario]}", "", (f"`{' '.join(['cl-bench', *overrides(scenario, '<strategy>', 0)])}`; "
+                  f"commits {', '.join(commits)}; not run: {', '.join(sorted(set(supported(SCENARIOS[scenario][0])) - set(groups))) or 'none'}."), "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        figure = figures / f"zoo_{scenario}.png"
+        if plot(scenario, groups, figure):
+            lines += ["", f"![first-task accuracy, {TITLES[scenario]}]({figure.name})"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--seeds", default="0,1,2")
+    r.add_argument("--scenarios", default=",".join(SCENARIOS))
+    r.add_argument("--jobs", type=int, default=2)
+    t = sub.add_parser("table")
+    t.add_argument("out", type=Path)
+    t.add_argument("--figures", type=Path, default=Path(__file__).parent)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
+        if unknown:
+            parser.error(f"unknown scenario '{unknown[0]}'; choose from {', '.join(SCENARIOS)}")
+        return run(args.out, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], args.jobs)
+    print(table(args.out, args.figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
