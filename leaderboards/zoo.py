@@ -145,12 +145,44 @@ def plot(scenario: str, groups: dict[str, list[dict]], path: Path) -> bool:
     return drew
 
 
+HEADER = """# The strategy zoo on the three scenarios of van de Ven et al.
+
+Every registered strategy that supports the setting, on Split-MNIST class-incremental, Split-MNIST
+task-incremental (task labels given, one head per task) and Permuted-MNIST domain-incremental
+(van de Ven, Tuytelaars & Tolias, Nature Machine Intelligence 2022), with continual evaluation.
+
+Common settings: MLP 784-400-400 (ReLU), Adam lr 0.001, batch 128, 1 epoch per experience
+(Split-MNIST: ~94 updates per task; Permuted-MNIST: ~469), rehearsal memory 200 samples in all for
+every method that keeps one (GEM / A-GEM: 200 / number of experiences per experience), the
+strategy's other hyperparameters from `conf/strategy/<name>.yaml` (defaults and their papers in
+its comments). Continual evaluation: a fixed 1000-sample subset of each seen task's test split
+after every update (Permuted-MNIST: every 10th update, because 10 tasks x 469 updates x up to 10
+tasks would cost ~15x the training) and before each task's first update; ACC and forgetting are
+task-end numbers on the full test splits.
+
+Columns (definitions in `leaderboards/README.md` and `cl_bench/evaluation/stability.py`): ACC,
+forgetting, min-ACC, WC-ACC, WF^10 as there; gap depth (SG): a seen task's accuracy just before a
+task switch minus its lowest point while the next task is learned; recovered (REC): its accuracy
+at the end of that task minus the same lowest point (both averaged over old tasks, then over
+switches); held memory: what the strategy
+keeps besides the model (optimizer state, buffers, importances, model copies); train: seconds of
+training without the evaluation. Mean ± std over seeds; rows by ACC. A row that reads
+"diverged (k/n)" had non-finite weights or loss in k of n runs (the run stops with exit 3).
+
+Regenerate (about 2 h 30 on the 2-core development machine for 3 seeds):
+
+    CL_BENCH_DATA=../shared/data python leaderboards/zoo.py run --out RUNS --seeds 0,1,2
+    python leaderboards/zoo.py table RUNS > leaderboards/zoo.md
+"""
+
+
 def table(out: Path, figures: Path) -> str:
-    lines = []
+    lines = [HEADER]
     for scenario in SCENARIOS:
         groups = defaultdict(list)
-        for _, results in all_results(out / scenario):
+        for folder, results in all_results(out / scenario):
             if results.get("status") in ("completed", "diverged"):
+                results["_dir"] = str(folder)  # where first_task_curves finds curves.csv
                 groups[results["strategy"]].append(results)
         if not groups:
             continue
