@@ -9,6 +9,7 @@ killed: the run resumes from it (cl_bench/checkpoint.py).
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -34,6 +35,8 @@ from cl_bench.results.footprint import held_memory_bytes
 from cl_bench.results.provenance import git_commit, package_versions, peak_memory_mb
 from cl_bench.results.summary import format_summary
 from cl_bench.rules import check
+from cl_bench.schedules import RULES as SCHEDULE_RULES
+from cl_bench.schedules import LearningRateSchedule
 from cl_bench.tracking.base import SafeTrackers, run_info
 
 
@@ -82,6 +85,14 @@ def epochs_per_experience(epochs, n_experiences: int) -> list[int]:
     if len(values) != n_experiences or any(int(e) < 1 for e in values):
         raise ConfigError(f"train.epochs must be an int >= 1 or a list of {n_experiences} of them, got {epochs}")
     return [int(e) for e in values]
+
+
+def stream_updates(scenario, epochs: list[int], batch_size: int, offline: bool) -> int:
+    """Updates a plain loader makes over the stream (a `stream`-scope schedule's span)."""
+    sizes = scenario.describe()["train_sizes"]
+    if offline:
+        return math.ceil(sum(sizes) / batch_size) * epochs[0]
+    return sum(math.ceil(n / batch_size) * e for n, e in zip(sizes, epochs))
 
 
 def title(cfg: DictConfig) -> str:
@@ -153,6 +164,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     check_components(cfg)
     if cfg.eval.name != "off":
         check(continual_evaluation.RULES, cfg.eval, "eval")
+    check(SCHEDULE_RULES, cfg.schedule, "schedule")
     device = attempt.device = resolve_device(str(cfg.device))
     saved = None
     if (output_dir / files.CHECKPOINT).exists():  # a run killed in this folder: resume it
@@ -176,12 +188,14 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     continual = continual_evaluation.from_config(
         cfg.eval, scenario, device, eval_batch, output_dir / files.CURVES,
         all_tasks_seen=method.offline or scenario.evaluates_all_from_start)
+    lr_schedule = LearningRateSchedule(cfg.schedule, stream_updates(scenario, epochs, int(cfg.train.batch_size), method.offline),
+                                       output_dir / files.LEARNING_RATES)
     addons = [ADDONS.build(name, addon_cfg, seed=seed) for name, addon_cfg in cfg.get("addons", {}).items()]
     strategy = method.builder(
         cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
         train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0], eval_mb_size=eval_batch, device=device,
         evaluator=quiet_evaluator(),
-        plugins=[*addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard()],
+        plugins=[lr_schedule, *addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard()],
     )
     train_stream = scenario.benchmark.train_stream
     # An offline method (joint training) trains once on the whole stream: one row of results.
@@ -226,7 +240,8 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         if cfg.eval.plot:
             from cl_bench.evaluation.plots import plot_curves
 
-            plot_curves(curves, output_dir / files.CURVES_PLOT, title(cfg), all_seen=scenario.evaluates_all_from_start)
+            plot_curves(curves, output_dir / files.CURVES_PLOT, title(cfg), all_seen=scenario.evaluates_all_from_start,
+                        learning_rates=lr_schedule.rows if lr_schedule.varies else None)
     if scenario.evaluates_all_from_start:
         from cl_bench.evaluation.plots import plot_accuracy_over_experiences
 

@@ -84,6 +84,8 @@ CASES = [
      "scenario.schedule.total_budget=200"],
     ["strategy=replay", "scenario=cfsl_digits", "scenario.repeat_classes=true"],
     ["strategy=naive", "scenario=scole_digits", "scenario.n_tasks=6"],
+    ["strategy=replay", "schedule=cosine", "schedule.warmup_steps=3"],
+    ["strategy=naive", "schedule=infinite", "schedule.scope=stream"],
 ]
 
 
@@ -95,7 +97,7 @@ def test_interrupted_run_resumes_to_identical_results(overrides, run_job, interr
     b, had_checkpoint = interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path, kill_at=halfway)
     assert b["status"] == "completed"
     assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
-    for name in ("curves.csv", "task_end.csv", "summary.csv"):  # the CSV logger's files are whole again
+    for name in ("curves.csv", "lr.csv", "task_end.csv", "summary.csv"):  # the CSV logger's files are whole again
         if (tmp_path / "a" / name).exists() or name != "curves.csv":
             assert (tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text()
     progress = (tmp_path / "b" / "progress.jsonl").read_text().splitlines()

@@ -21,6 +21,7 @@ from cl_bench.errors import CheckpointError
 RESULTS = "results.json"
 PROGRESS = "progress.jsonl"
 CURVES = "curves.csv"
+LEARNING_RATES = "lr.csv"  # the learning rate of every update (cl_bench/schedules.py)
 CURVES_PLOT = "curves.png"
 ACCURACY_PLOT = "accuracy.png"
 MODEL = "model.pt"
