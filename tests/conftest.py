@@ -92,14 +92,64 @@ def write_fake_omniglot(root: Path, characters=((("background", "Alpha", 3)), ("
                 Image.fromarray(pixels).convert("1").save(folder / f"{c:04d}_{d:02d}.png")
 
 
+def tiny_imagenet_colour(label: int) -> tuple[int, int, int]:
+    """The flat colour of every fake Tiny ImageNet image of class `label`: 16 levels apart in red
+    and green, so the class survives JPEG (tests decode it back with `tiny_imagenet_label`)."""
+    return 8 + 16 * (label % 16), 8 + 16 * (label // 16), 128
+
+
+def tiny_imagenet_label(rgb) -> int:
+    red, green = (int(v) // 16 for v in rgb[:2])
+    return red + 16 * green
+
+
+def write_fake_tiny_imagenet(root: Path, n_classes=200, per_class=3, n_val=400, seed=0) -> list[str]:
+    """64x64 JPEGs in the official zip's layout, under root/tiny-imagenet-200/: wnids.txt (not in
+    sorted order, as the real one), train/<wnid>/images/<wnid>_<i>.JPEG (+ <wnid>_boxes.txt),
+    val/images/val_<i>.JPEG with val/val_annotations.txt (file, wnid, box; classes interleaved),
+    and an unlabelled test/ folder. Each class has its own flat colour (`tiny_imagenet_colour`).
+    Returns the wnids in file order."""
+    from PIL import Image
+
+    assert n_classes <= 208, "tiny_imagenet_colour encodes at most 13 x 16 classes"
+    rng = np.random.default_rng(seed)
+    base = root / "tiny-imagenet-200"
+    wnids = [f"n{2000000 + 1000 * int(k) + 7:08d}" for k in rng.permutation(n_classes)]
+    (base / "val" / "images").mkdir(parents=True, exist_ok=True)
+    (base / "test" / "images").mkdir(parents=True, exist_ok=True)
+    (base / "wnids.txt").write_text("".join(f"{w}\n" for w in wnids))
+    (base / "words.txt").write_text("".join(f"{w}\tclass {w}\n" for w in wnids))
+
+    def save(label: int, path: Path) -> None:
+        Image.new("RGB", (64, 64), tiny_imagenet_colour(label)).save(path, "JPEG")
+
+    for label, wnid in enumerate(wnids):
+        images = base / "train" / wnid / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            save(label, images / f"{wnid}_{i}.JPEG")
+        (base / "train" / wnid / f"{wnid}_boxes.txt").write_text(
+            "".join(f"{wnid}_{i}.JPEG\t0\t0\t63\t63\n" for i in range(per_class)))
+    val_labels = rng.permutation(np.arange(n_val) % n_classes)
+    lines = []
+    for i, label in enumerate(val_labels.tolist()):
+        save(label, base / "val" / "images" / f"val_{i}.JPEG")
+        lines.append(f"val_{i}.JPEG\t{wnids[label]}\t{i % 10}\t{i % 7}\t60\t62\n")
+    (base / "val" / "val_annotations.txt").write_text("".join(lines))
+    save(0, base / "test" / "images" / "test_0.JPEG")
+    return wnids
+
+
 @pytest.fixture(scope="session")
 def fake_data_root(tmp_path_factory, shared_mnist_root) -> Path:
-    """A data root holding fake Fashion-MNIST and CIFAR files plus a link to the real MNIST."""
+    """A data root holding fake Fashion-MNIST, CIFAR, Omniglot and Tiny ImageNet files plus a link
+    to the real MNIST."""
     root = tmp_path_factory.mktemp("data")
     write_fake_mnist_like(root, "FashionMNIST")
     write_fake_cifar(root, 10)
     write_fake_cifar(root, 100, per_file=500)
     write_fake_omniglot(root)
+    write_fake_tiny_imagenet(root)
     (root / "MNIST").symlink_to(shared_mnist_root / "MNIST")
     return root
 
@@ -134,4 +184,5 @@ def tiny(overrides: list[str]) -> list[str]:
     return ["train.epochs=1", "train.batch_size=64", *overrides]
 
 
-__all__ = ["build_scenario", "compose_config", "on_default_stream", "supports", "write_fake_mnist_like", "write_fake_cifar", "write_fake_omniglot", "tiny", "OmegaConf"]
+__all__ = ["build_scenario", "compose_config", "on_default_stream", "supports", "write_fake_mnist_like", "write_fake_cifar", "write_fake_omniglot", "write_fake_tiny_imagenet",
+           "tiny_imagenet_colour", "tiny_imagenet_label", "tiny", "OmegaConf"]

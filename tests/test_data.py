@@ -3,7 +3,12 @@ import pytest
 import torch
 
 from cl_bench.data import DataUnavailableError, load_dataset, resolve_data_root
-from tests.conftest import write_fake_cifar, write_fake_mnist_like
+from tests.conftest import (
+    tiny_imagenet_label,
+    write_fake_cifar,
+    write_fake_mnist_like,
+    write_fake_tiny_imagenet,
+)
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -132,3 +137,110 @@ def test_truncated_cifar_batch_is_a_clear_error(tmp_path):
     batch.write_bytes(batch.read_bytes()[:1000])
     with pytest.raises(DataUnavailableError, match=f"{batch}: corrupt or truncated file"):
         load_dataset("cifar10", tmp_path, download=False, verify_checksums=False)
+
+
+# --- Tiny ImageNet ------------------------------------------------------------------------------
+
+TINY_MEAN, TINY_STD = (0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262)
+
+
+def _decoded_labels(x: torch.Tensor) -> list[int]:
+    """The class each fake image's flat colour encodes, undoing the loader's normalisation."""
+    pixels = x[:, :, 0, 0] * torch.tensor(TINY_STD) + torch.tensor(TINY_MEAN)
+    return [tiny_imagenet_label(rgb) for rgb in (pixels * 255).round().tolist()]
+
+
+def test_tiny_imagenet_reads_the_official_layout_with_wnids_line_order_as_labels(tmp_path):
+    wnids = write_fake_tiny_imagenet(tmp_path, n_classes=12, per_class=4, n_val=36)
+    assert wnids != sorted(wnids)  # so a loader that sorted the class ids would fail below
+    data = load_dataset("tiny_imagenet", tmp_path, download=False)
+    assert data.n_classes == 12 and data.input_shape == (3, 64, 64)
+    assert data.x_train.shape == (48, 3, 64, 64) and data.x_test.shape == (36, 3, 64, 64)
+    assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
+    assert torch.bincount(data.y_train).tolist() == [4] * 12
+    assert _decoded_labels(data.x_train) == data.y_train.tolist()  # class index = line of wnids.txt
+
+
+def test_tiny_imagenet_val_annotations_give_the_test_labels(tmp_path):
+    wnids = write_fake_tiny_imagenet(tmp_path, n_classes=12, per_class=1, n_val=36)
+    data = load_dataset("tiny_imagenet", tmp_path, download=False)
+    annotations = (tmp_path / "tiny-imagenet-200" / "val" / "val_annotations.txt").read_text().splitlines()
+    assert data.y_test.tolist() == [wnids.index(line.split("\t")[1]) for line in annotations]
+    assert data.y_test.tolist() != sorted(data.y_test.tolist())  # interleaved classes, as in the real file
+    assert _decoded_labels(data.x_test) == data.y_test.tolist()
+    assert torch.bincount(data.y_test).tolist() == [3] * 12
+
+
+def test_tiny_imagenet_grayscale_jpegs_become_rgb(tmp_path):
+    from PIL import Image
+
+    wnids = write_fake_tiny_imagenet(tmp_path, n_classes=2, per_class=2, n_val=2)
+    gray = tmp_path / "tiny-imagenet-200" / "train" / wnids[0] / "images" / f"{wnids[0]}_0.JPEG"
+    Image.new("L", (64, 64), 200).save(gray, "JPEG")  # the real set has some of these
+    data = load_dataset("tiny_imagenet", tmp_path, download=False)
+    first = data.x_train[0] * torch.tensor(TINY_STD).view(3, 1, 1) + torch.tensor(TINY_MEAN).view(3, 1, 1)
+    assert data.x_train.shape[1:] == (3, 64, 64)
+    assert torch.allclose(first * 255, torch.full_like(first, 200.0), atol=1.5)
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_missing_tiny_imagenet_is_one_line_naming_the_folder_and_the_zip(tmp_path, download):
+    with pytest.raises(DataUnavailableError) as err:
+        load_dataset("tiny_imagenet", tmp_path, download=download)  # never downloaded: nothing to fetch it
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(tmp_path / "tiny-imagenet-200") in message and "data.root" in message
+    assert "http://cs231n.stanford.edu/tiny-imagenet-200.zip" in message
+
+
+def _remove_wnids(base):
+    (base / "wnids.txt").unlink()
+    return base / "wnids.txt", "missing"
+
+
+def _remove_annotations(base):
+    (base / "val" / "val_annotations.txt").unlink()
+    return base / "val" / "val_annotations.txt", "missing"
+
+
+def _empty_class_folder(base):
+    wnid = (base / "wnids.txt").read_text().split()[1]
+    for image in (base / "train" / wnid / "images").iterdir():
+        image.unlink()
+    return base / "train" / wnid / "images", "no .JPEG images"
+
+
+def _unknown_wnid_in_annotations(base):
+    path = base / "val" / "val_annotations.txt"
+    path.write_text(path.read_text() + "val_99.JPEG\tn99999999\t0\t0\t63\t63\n")
+    return path, "line 7: expected tab-separated file name, wnid"
+
+
+def _missing_val_image(base):
+    (base / "val" / "images" / "val_3.JPEG").unlink()
+    return base / "val" / "val_annotations.txt", "1 of its 6 images are missing"
+
+
+def _wrong_image_size(base):
+    from PIL import Image
+
+    path = base / "val" / "images" / "val_0.JPEG"
+    Image.new("RGB", (32, 32)).save(path, "JPEG")
+    return path, "32x32 image"
+
+
+def _truncated_image(base):
+    path = base / "val" / "images" / "val_1.JPEG"
+    path.write_bytes(path.read_bytes()[:100])
+    return path, "unreadable image"
+
+
+@pytest.mark.parametrize("damage", [_remove_wnids, _remove_annotations, _empty_class_folder, _unknown_wnid_in_annotations,
+                                    _missing_val_image, _wrong_image_size, _truncated_image])
+def test_broken_tiny_imagenet_layout_is_one_line_naming_the_path(tmp_path, damage):
+    write_fake_tiny_imagenet(tmp_path, n_classes=3, per_class=2, n_val=6)
+    path, what = damage(tmp_path / "tiny-imagenet-200")
+    with pytest.raises(DataUnavailableError) as err:
+        load_dataset("tiny_imagenet", tmp_path, download=False)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path)) and what in message, message

@@ -59,6 +59,17 @@ def test_class_incremental_experiences_have_disjoint_classes(name, fake_data_roo
     assert seen == set(range(10))
 
 
+@pytest.mark.parametrize("task_labels", [False, True])
+def test_split_tiny_imagenet_is_ten_experiences_of_twenty_classes(fake_data_root, task_labels):
+    scenario = build("split_tiny_imagenet", fake_data_root, task_labels=task_labels)
+    assert scenario.n_experiences == 10 and scenario.input_shape == (3, 64, 64)
+    assert [e.classes for e in scenario.experiences] == [list(range(20 * i, 20 * i + 20)) for i in range(10)]
+    assert scenario.multi_head == task_labels and scenario.n_classes == (20 if task_labels else 200)
+    last = scenario.experiences[-1]
+    assert set(last.y_test.tolist()) == (set(range(20)) if task_labels else set(range(180, 200)))
+    assert [e.task_label for e in scenario.experiences] == (list(range(10)) if task_labels else [0] * 10)
+
+
 def test_class_order_fixed_and_seeded():
     fixed = build("split_digits", None, class_order=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
     assert fixed.experiences[0].classes == [9, 8]

@@ -4,7 +4,8 @@ We parse torchvision's files ourselves (idx for MNIST-likes, pickled batches for
 going through the torchvision dataset classes: those decode one PIL image per sample and extract
 archives next to read-only sources. Files are checked against the md5 sums torchvision publishes
 (its own tables) before they are read. torchvision is still what downloads a missing dataset on a
-connected machine.
+connected machine. Tiny ImageNet, which torchvision does not have, is read from the folders of its
+official zip, extracted by the user; it has no per-file sums, so its checks are structural.
 """
 from __future__ import annotations
 
@@ -48,10 +49,12 @@ def resolve_data_root(root: str | None) -> Path:
 
 
 def _normalize(images_uint8: np.ndarray, mean, std) -> torch.Tensor:
+    # In place on the one float copy: Tiny ImageNet is 5.4 GB as float32, and `(x - mean) / std`
+    # would hold two more such tensors at its peak.
     x = torch.from_numpy(images_uint8).float().div_(255.0)
     mean = torch.tensor(mean).view(1, -1, 1, 1)
     std = torch.tensor(std).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)
 
 
 # --- MNIST-like (idx files) ---------------------------------------------------------------------
@@ -207,6 +210,100 @@ def _load_omniglot(root: Path, download: bool, verify: bool) -> TensorData:
     return TensorData("omniglot", x[train], y[train], x[~train], y[~train], len(characters))
 
 
+# --- Tiny ImageNet (the official zip's JPEG folders) --------------------------------------------
+
+TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_IMAGENET_SIZE = 64
+# The per-channel statistics commonly used for Tiny ImageNet's training set (Avalanche's
+# SplitTinyImageNet normalises with CIFAR-10's instead).
+_TINY_MEAN, _TINY_STD = (0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262)
+
+
+def _tiny_wnids(path: Path) -> list[str]:
+    """The class ids, one per line; a class's index is its line (as in Avalanche's TinyImagenet)."""
+    if not path.is_file():
+        raise DataUnavailableError(f"{path}: missing; it lists the 200 class ids (wnids) of {TINY_IMAGENET_URL}, "
+                                   f"one per line; re-extract the zip")
+    wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    repeated = sorted({w for w in wnids if wnids.count(w) > 1})
+    if not wnids or repeated:
+        what = f"repeats {', '.join(repeated)}" if repeated else "is empty"
+        raise DataUnavailableError(f"{path}: {what}; it must list each class id (wnid) once, one per line")
+    return wnids
+
+
+def _tiny_val_split(val_dir: Path, label_of: dict[str, int]) -> tuple[list[Path], list[int]]:
+    """The labelled val split (the zip's test split has no labels): val_annotations.txt names each
+    image's wnid, tab-separated with its bounding box."""
+    annotations = val_dir / "val_annotations.txt"
+    if not annotations.is_file():
+        raise DataUnavailableError(f"{annotations}: missing; it gives the class of every image in {val_dir / 'images'}; "
+                                   f"re-extract the zip")
+    paths, labels = [], []
+    for n, line in enumerate(annotations.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2 or fields[1] not in label_of:
+            raise DataUnavailableError(f"{annotations} line {n}: expected tab-separated file name, wnid (one "
+                                       f"of wnids.txt) and bounding box, got {line.strip()!r}")
+        paths.append(val_dir / "images" / fields[0])
+        labels.append(label_of[fields[1]])
+    missing = [p for p in paths if not p.is_file()]
+    if not paths or missing:
+        what = f"{len(missing)} of its {len(paths)} images are missing, e.g. {missing[0]}" if missing else "lists no images"
+        raise DataUnavailableError(f"{annotations}: {what}; re-extract the zip")
+    return paths, labels
+
+
+def _read_rgb_images(paths: list[Path]) -> np.ndarray:
+    """(N, 3, 64, 64) uint8. Some Tiny ImageNet JPEGs are grayscale: converted to RGB, as the PIL
+    loader of torchvision and Avalanche does."""
+    from PIL import Image
+
+    size = TINY_IMAGENET_SIZE
+    out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+        except OSError as exc:  # PIL's UnidentifiedImageError too: a truncated or foreign file
+            raise DataUnavailableError(f"{path}: unreadable image ({exc}); replace it with a fresh copy") from None
+        if rgb.size != (size, size):
+            raise DataUnavailableError(f"{path}: {rgb.size[0]}x{rgb.size[1]} image, Tiny ImageNet's are {size}x{size}")
+        out[i] = np.asarray(rgb).transpose(2, 0, 1)
+    return out
+
+
+def _load_tiny_imagenet(root: Path, download: bool, verify: bool) -> TensorData:
+    # `download` and `verify` do not apply: torchvision has no Tiny ImageNet to fetch, and only
+    # the zip has a published checksum, not the extracted files read here.
+    base = root / "tiny-imagenet-200"
+    if not base.is_dir():
+        raise DataUnavailableError(
+            f"dataset 'tiny_imagenet' not found in {base}; download {TINY_IMAGENET_URL} and extract it under "
+            f"data.root ({root}), or point data.root (or $CL_BENCH_DATA) at a folder that has tiny-imagenet-200/ "
+            f"(it is never downloaded automatically)")
+    wnids = _tiny_wnids(base / "wnids.txt")
+    train_paths, train_labels = [], []
+    for label, wnid in enumerate(wnids):
+        folder = base / "train" / wnid / "images"
+        images = sorted(folder.glob("*.JPEG"))
+        if not images:
+            raise DataUnavailableError(f"{folder}: no .JPEG images for class {wnid} of wnids.txt; re-extract the zip")
+        train_paths += images
+        train_labels += [label] * len(images)
+    test_paths, test_labels = _tiny_val_split(base / "val", {w: i for i, w in enumerate(wnids)})
+    return TensorData(
+        name="tiny_imagenet",
+        x_train=_normalize(_read_rgb_images(train_paths), _TINY_MEAN, _TINY_STD),
+        y_train=torch.tensor(train_labels, dtype=torch.long),
+        x_test=_normalize(_read_rgb_images(test_paths), _TINY_MEAN, _TINY_STD),
+        y_test=torch.tensor(test_labels, dtype=torch.long),
+        n_classes=len(wnids),
+    )
+
+
 # --- scikit-learn digits (embedded, no download) ------------------------------------------------
 
 def _load_digits(root: Path, download: bool, verify: bool) -> TensorData:
@@ -255,6 +352,7 @@ _LOADERS: dict[str, Callable[[Path, bool, bool], TensorData]] = {
     "cifar10": lambda root, dl, v: _load_cifar("cifar10", root, dl, v),
     "cifar100": lambda root, dl, v: _load_cifar("cifar100", root, dl, v),
     "omniglot": _load_omniglot,
+    "tiny_imagenet": _load_tiny_imagenet,
 }
 
 

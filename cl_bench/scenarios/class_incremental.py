@@ -67,5 +67,6 @@ for _name, _dataset in {
     "split_fmnist": "fmnist",
     "split_cifar10": "cifar10",
     "split_cifar100": "cifar100",
+    "split_tiny_imagenet": "tiny_imagenet",
 }.items():
     register_scenario(_name, rules={"n_experiences": at_least(1)})(partial(build_split, dataset=_dataset, name=_name))
