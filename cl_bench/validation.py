@@ -22,7 +22,7 @@ from cl_bench.rules import at_least, between, number_at_least, positive
 
 
 # Keys whose value may be a list although the default is a scalar (one value per experience).
-LIST_OK = {"train.epochs", "strategy.alpha", "scenario.class_weights"}
+LIST_OK = {"train.epochs", "strategy.alpha", "strategy.prune_proportion", "scenario.class_weights"}
 
 # The run's own keys. A component's keys (scenario.*, strategy.*, model.*, addons.*, logger.*)
 # are checked by the rules it declares where it registers (cl_bench.registry), eval.* by the

@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from avalanche.models.packnet import PackNetModel, PackNetPlugin as AvalanchePackNetPlugin, _PnConvNd, _PnLinear
 from avalanche.training.templates import SupervisedTemplate
+from omegaconf import OmegaConf
 from torch import nn
 
 from cl_bench.errors import ConfigError
 from cl_bench.registry import register_strategy
-from cl_bench.rules import between
+from cl_bench.rules import between, scalar_or_each
 from strategies._task_columns import mlp_widths, replace_trunk
 
 
@@ -72,7 +73,7 @@ class PackNetPlugin(AvalanchePackNetPlugin):
     """Avalanche's PackNetPlugin (a fresh optimizer per experience, so momentum cannot move frozen
     weights; freezing at the end), pruning after a fraction of the iterations."""
 
-    def __init__(self, post_prune_fraction: float, prune_proportion: float):
+    def __init__(self, post_prune_fraction: float, prune_proportion: float | list[float]):
         super().__init__(post_prune_epochs=0, prune_proportion=prune_proportion)
         self.post_prune_fraction = post_prune_fraction
         self.prune_at = None
@@ -116,15 +117,28 @@ class PackNetPlugin(AvalanchePackNetPlugin):
         super().after_training_exp(strategy, *args, **kwargs)
 
 
+def prune_proportions(value, n_tasks: int) -> float | list[float]:
+    """One share released after every task, or one per task (Avalanche takes either): a falling
+    list gives the tasks about equal shares, as in continual-learning-baselines' Tiny ImageNet run."""
+    if not (OmegaConf.is_list(value) or isinstance(value, list)):
+        return float(value)
+    shares = [float(v) for v in value]
+    if len(shares) != n_tasks:
+        raise ConfigError(f"strategy.prune_proportion must be one number or a list of {n_tasks} (one per "
+                          f"experience), got {len(shares)} values")
+    return shares
+
+
 @register_strategy("packnet", rules={
-    "prune_proportion": between(0, 1), "post_prune_fraction": between(0, 1)},
+    "prune_proportion": scalar_or_each(between(0, 1)), "post_prune_fraction": between(0, 1)},
     settings=("task_incremental",))
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     _, widths = mlp_widths("packnet", model)
     if optimizer.defaults.get("weight_decay", 0):
         raise ConfigError("strategy 'packnet' needs optimizer.weight_decay=0: decay would move the weights "
                           "frozen for earlier tasks")
+    proportions = prune_proportions(cfg.prune_proportion, len(model.heads))
     replace_trunk(model, PackedTrunk(model.trunk, len(model.heads)), widths[-1], optimizer)
-    packnet = PackNetPlugin(float(cfg.post_prune_fraction), float(cfg.prune_proportion))
+    packnet = PackNetPlugin(float(cfg.post_prune_fraction), proportions)
     return SupervisedTemplate(model=model, optimizer=optimizer, criterion=criterion,
                               plugins=[packnet, *plugins], **common)

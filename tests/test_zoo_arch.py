@@ -174,16 +174,20 @@ def test_pnn_never_forgets_and_freezes_earlier_columns(run_job):
 
 # --- packnet -------------------------------------------------------------------------------------
 
-def test_packnet_never_forgets_and_each_task_owns_its_pruned_share(run_job, tmp_path):
+@pytest.mark.parametrize("proportion, shares", [
+    ("0.5", [0.5] * 5),
+    ("[0.8,0.75,0.6,0.5,0.0]", [0.8, 0.75, 0.6, 0.5, 0.0]),  # one per task: about a fifth each
+])
+def test_packnet_never_forgets_and_each_task_owns_its_pruned_share(proportion, shares, run_job, tmp_path):
     results = run_job(tiny(["strategy=packnet", "scenario.task_labels=true", "model.hidden_sizes=[16]", "eval=off",
-                            "strategy.prune_proportion=0.5"]))
+                            f"strategy.prune_proportion={proportion}"]))
     assert results["metrics"]["forgetting"] == 0.0 and task_end_rows_never_change(results["acc_matrix"])
     weights = torch.load(tmp_path / "run" / "model.pt")
     for key in [k for k in weights if k.endswith("task_index")]:
         owner = weights[key].flatten().long()
         free = owner.numel()
-        for task in range(5):  # each task keeps the free weights it does not release: half of them
-            released = int(free * 0.5)
+        for task in range(5):  # each task keeps the free weights it does not release
+            released = int(free * shares[task])
             assert (owner == task).sum().item() == free - released, (key, task)
             free = released
         assert (owner == 5).sum().item() == free  # what the last task released is free again
@@ -210,7 +214,7 @@ def test_packnet_old_tasks_are_evaluated_with_their_own_weights_only():
 # --- declared rules and settings -----------------------------------------------------------------
 
 @pytest.mark.parametrize("override, message", [
-    ("strategy=packnet", r"strategy.prune_proportion must be a number in \[0, 1\], got 1.5"),
+    ("strategy=packnet", r"strategy.prune_proportion must be a number in \[0, 1\] or a list of them, got 1.5"),
     ("strategy=pnn", r"strategy.adapter must be one of mlp, linear, got 'conv'"),
     ("strategy=feature_replay", r"strategy.mem_size must be an integer >= 1, got 0"),
     ("strategy=generative_replay", r"strategy.latent_dim must be an integer >= 1, got 0"),
@@ -234,6 +238,12 @@ def test_single_head_methods_refuse_task_labels(strategy, run_job):
     with pytest.raises(ValueError, match=f"strategy '{strategy}' runs class_incremental or domain_incremental "
                                          "only; scenario 'split_digits' is task_incremental"):
         run_job([f"strategy={strategy}", "scenario.task_labels=true"])
+
+
+def test_packnet_wants_one_prune_proportion_per_experience(run_job):
+    with pytest.raises(ValueError, match=r"strategy.prune_proportion must be one number or a list of 5 \(one per "
+                                         r"experience\), got 2 values"):
+        run_job(["strategy=packnet", "scenario.task_labels=true", "strategy.prune_proportion=[0.5,0.5]"])
 
 
 def test_pnn_and_packnet_need_the_mlp_model(run_job):
