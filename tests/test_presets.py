@@ -22,16 +22,18 @@ def test_every_experiment_preset_composes_and_passes_its_components_rules(preset
 
 
 # Presets for rows that need a GPU machine and a dataset not in ../shared/data: each runs end to end
-# here on fake files in the real on-disk format, narrowed (1 epoch, nf 4); slow (GEM and A-GEM on 20 tasks
-# take ~30 s each), so they run in .ci/run's second step.
+# here on fake files in the real on-disk format, narrowed (1 epoch, a narrow model of its kind); slow
+# (GEM and A-GEM on 20 tasks take ~30 s each), so they run in .ci/run's second step.
 GPU_PRESETS = [p for p in PRESETS if p.startswith("baseline_") and ("cifar" in p or "tinyimagenet" in p)]
+NARROW_MODEL = {"resnet18_reduced": "model.nf=4", "convnet": "model.channels=[4,4]", "mlp": "model.hidden_sizes=[16]"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", GPU_PRESETS)
 def test_gpu_baseline_preset_runs_end_to_end_on_fake_data(preset, fake_data_root, run_job):
+    model = compose_config([f"+experiment={preset}"]).model.name
     results = run_job([f"+experiment={preset}", f"data.root={fake_data_root}", "data.verify_checksums=false",
-                       "train.epochs=1", "model.nf=4", "device=cpu"])
+                       "train.epochs=1", NARROW_MODEL[model], "device=cpu"])
     assert results["status"] == "completed"
     assert len(results["acc_matrix"]) == results["scenario"]["n_experiences"]
     assert 0.0 <= results["metrics"]["stream_acc"] <= 1.0
