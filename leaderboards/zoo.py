@@ -132,7 +132,7 @@ def plot(scenario: str, groups: dict[str, list[dict]], path: Path) -> bool:
         if not curves:
             continue
         same = [c for c in curves if c[0] == curves[0][0]]
-        ax.plot(curves[0][0], 100 * np.mean([c[1] for c in same], axis=0), lw=1.0, label=f"{strategy} ({len(same)})")
+        ax.plot(curves[0][0], 100 * np.mean([c[1] for c in same], axis=0), lw=1.0, label=f"{strategy} ({len(same)}){' offline: one experience' if strategy == 'joint' else ''}")
         drew = True
     if drew:
         ax.set(xlabel="optimizer updates", ylabel="accuracy on the first task (%)", ylim=(0, 101),
@@ -169,7 +169,8 @@ keeps besides the model (optimizer state, buffers, importances, model copies); t
 training without the evaluation. Mean ± std over seeds; rows by ACC. A row that reads
 "diverged (k/n)" had non-finite weights or loss in k of n runs (the run stops with exit 3).
 
-Regenerate (about 2 h 30 on the 2-core development machine for 3 seeds):
+Regenerate the tables and figures (the "What the tables show" section below is written by hand;
+about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER alone ~27 min a run):
 
     CL_BENCH_DATA=../shared/data python leaderboards/zoo.py run --out RUNS --seeds 0,1,2
     python leaderboards/zoo.py table RUNS > leaderboards/zoo.md
