@@ -3,7 +3,7 @@
 evaluation, under one set of common settings.
 
     python leaderboards/zoo.py run --out RUNS [--seeds 0,1,2] [--scenarios class_il,task_il,domain_il] [--jobs 2]
-    python leaderboards/zoo.py table RUNS > leaderboards/zoo.md   # also writes leaderboards/zoo_<scenario>.png
+    python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md   # and leaderboards/zoo_<scenario>.png
 
 `run` starts one `cl-bench` process per (scenario, strategy, seed) into RUNS/<scenario>/<strategy>/seed<k>
 and skips the runs already finished there, so a killed sweep resumes by running the same command.
@@ -169,12 +169,15 @@ keeps besides the model (optimizer state, buffers, importances, model copies); t
 training without the evaluation. Mean ± std over seeds; rows by ACC. A row that reads
 "diverged (k/n)" had non-finite weights or loss in k of n runs (the run stops with exit 3).
 
-Regenerate the tables and figures (the "What the tables show" section below is written by hand;
+Regenerate the tables and figures (the hand-written "What the tables show" section is kept;
 about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER alone ~27 min a run):
 
     CL_BENCH_DATA=../shared/data python leaderboards/zoo.py run --out RUNS --seeds 0,1,2
-    python leaderboards/zoo.py table RUNS > leaderboards/zoo.md
+    python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md
 """
+
+
+NOTES = "## What the tables show"  # where the hand-written part of zoo.md begins
 
 
 def table(out: Path, figures: Path) -> str:
@@ -210,15 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--scenarios", default=",".join(SCENARIOS))
     r.add_argument("--jobs", type=int, default=2)
     t = sub.add_parser("table")
-    t.add_argument("out", type=Path)
+    t.add_argument("runs", type=Path)
     t.add_argument("--figures", type=Path, default=Path(__file__).parent)
+    t.add_argument("--out", type=Path, help="write here, keeping the file's hand-written section from NOTES on")
     args = parser.parse_args(argv)
     if args.command == "run":
         unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
         if unknown:
             parser.error(f"unknown scenario '{unknown[0]}'; choose from {', '.join(SCENARIOS)}")
         return run(args.out, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], args.jobs)
-    print(table(args.out, args.figures))
+    text = table(args.runs, args.figures)
+    if args.out is None:
+        print(text)
+        return 0
+    old = args.out.read_text() if args.out.is_file() else ""
+    notes = old[old.index(NOTES):] if NOTES in old else ""
+    args.out.write_text(text + ("\n" + notes if notes else ""))
     return 0
 
 
