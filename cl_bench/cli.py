@@ -53,7 +53,7 @@ def run_from_config(cfg: DictConfig) -> float | None:
         if in_sweep:
             return None  # a result, not a failure: the sweep goes on and reports it
         sys.exit(EXIT_DIVERGED)
-    return results["metrics"]["acc"]
+    return results["metrics"].get(cfg.optimized_metric)  # None (a metric without a value): the trial failed
 
 
 def list_registered(kinds: list[str]) -> int:

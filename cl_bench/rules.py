@@ -51,10 +51,10 @@ def positive() -> Rule:
     return Rule(lambda v: _number(v) and v > 0, "a number > 0")
 
 
-def between(low: float, high: float, *, high_open: bool = False) -> Rule:
-    close = ")" if high_open else "]"
-    return Rule(lambda v: _number(v) and low <= v and (v < high if high_open else v <= high),
-                f"a number in [{low:g}, {high:g}{close}")
+def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Rule:
+    opening, close = "(" if low_open else "[", ")" if high_open else "]"
+    return Rule(lambda v: _number(v) and (low < v if low_open else low <= v) and (v < high if high_open else v <= high),
+                f"a number in {opening}{low:g}, {high:g}{close}")
 
 
 def one_of(*options: str) -> Rule:

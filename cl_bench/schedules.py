@@ -40,7 +40,7 @@ RULES = {
     "min_lr": number_at_least(0),
     "milestones": each(between(0, 1), "fractions of the span in [0, 1]"),
     "gamma": positive(),
-    "decay_fraction": between(0, 1),
+    "decay_fraction": between(0, 1, low_open=True),  # a decay over no updates would be a jump
     "cooldown_fraction": between(0, 1),
     "constant_level": between(0, 1),
 }

@@ -38,7 +38,11 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         done, bad = sweep_outcome(sweep_dir)
-        print(f"cl-bench: sweep {sweep_dir}: {len(done)} finished, {len(bad)} failed", file=sys.stderr)
+        diverged = [f for f in done if (read_results(f) or {}).get("status") == "diverged"]
+        print(f"cl-bench: sweep {sweep_dir}: {len(done)} finished"
+              f"{f' ({len(diverged)} diverged: no metrics)' if diverged else ''}, {len(bad)} failed", file=sys.stderr)
+        for folder in diverged:
+            print(f"cl-bench:   {folder}: diverged", file=sys.stderr)
         for folder, why in bad:
             print(f"cl-bench:   {folder}: {why}", file=sys.stderr)
         if bad:

@@ -148,13 +148,14 @@ def check_composition(argv: list[str], main_dir: str) -> None:
     except HydraException as exc:
         first = str(exc).strip().splitlines()[0]
         raise ConfigError(f"cannot parse the command line ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic") from None
-    first_job = [f"{o.input_line.split('=', 1)[0]}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+    first_job = [f"{o.input_line.split('=', 1)[0]}={_first_value(o)}" if o.is_sweep_override()
                  else o.input_line for o in parsed]
+    sweeper = [a for a in argv if a.startswith(("hydra/sweeper=", "hydra.sweeper."))]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=main_dir, version_base="1.3"):
             try:
-                compose(config_name="config", overrides=first_job)
+                cfg = compose(config_name="config", overrides=first_job + sweeper, return_hydra_config=True)
             except HydraException as exc:
                 cause = exc.__cause__ or exc.__context__
                 missing_key = getattr(cause, "full_key", None) if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) else None
@@ -170,3 +171,46 @@ def check_composition(argv: list[str], main_dir: str) -> None:
                 raise ConfigError(" ".join(lines[:2])) from None
     finally:
         GlobalHydra.instance().clear()
+    check_optimized_metric(cfg)
+    check_sweeper_params(cfg, set(group_options(config_dirs(main_dir))))
+
+
+def _first_value(override) -> str:
+    """The first job's value of a sweep: its first item, or an interval's lower end (Optuna's
+    `interval(a, b)` has no items)."""
+    if override.is_interval_sweep():
+        return str(override.value().start)
+    return next(iter(override.sweep_string_iterator()))
+
+
+def produced_metrics(cfg: DictConfig) -> tuple[str, ...]:
+    """The metrics a run of this config writes to results.json (and can return to a sweeper)."""
+    from cl_bench.evaluation.stability import continual_metric_names
+    from cl_bench.evaluation.task_end import METRICS
+
+    if cfg.eval.name == "off":
+        return METRICS
+    return METRICS + continual_metric_names(tuple(int(w) for w in cfg.eval.windows), int(cfg.eval.lca_beta))
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    allowed = produced_metrics(cfg)
+    if cfg.optimized_metric not in allowed:
+        raise ConfigError(f"optimized_metric must be a metric this run produces ({', '.join(allowed)}), "
+                          f"got {cfg.optimized_metric!r}")
+
+
+def check_sweeper_params(cfg: DictConfig, groups: set[str]) -> None:
+    """Every key an Optuna sweep varies (`hydra.sweeper.params`) names a config group or an
+    existing key of the run's config, or every trial would fail on it."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    for key in params:
+        key = str(key).lstrip("+~")
+        if key in groups:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if not isinstance(node, DictConfig) or leaf not in node:
+            allowed = ", ".join(sorted(k for k in node.keys() if k != "hydra")) if isinstance(node, DictConfig) else "none"
+            raise ConfigError(f"unknown sweeper parameter 'hydra.sweeper.params.{key}'; keys allowed "
+                              f"{'under ' + parent if parent else 'at the top'}: {allowed}")

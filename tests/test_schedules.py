@@ -90,6 +90,14 @@ def test_bad_schedule_values_fail_in_one_line(override, message, run_job):
         run_job(tiny(["strategy=naive", "eval=off", "schedule=cosine", override]))
 
 
+@pytest.mark.parametrize("value", ["0", "1.5"])
+def test_a_decay_fraction_outside_zero_one_fails(value, run_job):
+    from cl_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"schedule.decay_fraction must be a number in \(0, 1\], got"):
+        run_job(tiny(["strategy=naive", "eval=off", "schedule=wsd", f"schedule.decay_fraction={value}"]))
+
+
 def test_bad_milestones_name_the_key(run_job):
     from cl_bench.errors import ConfigError
 

@@ -147,6 +147,12 @@ def recovery_times(c: Curves, eps: float = 0.01) -> list[int | None]:
     return times
 
 
+def continual_metric_names(windows=(10, 100), beta: int = 10) -> tuple[str, ...]:
+    """The keys continual_metrics returns: known before a run, so a sweep's metric is checked first."""
+    return ("min_acc", "wc_acc", *(f"{kind}{w}" for w in windows for kind in ("wf", "wp")), f"lca{beta}",
+            "sg", "rec", "sg_norm", "rec_norm", "recovery_iters", "recovery_not_recovered", "recovery_pairs")
+
+
 def continual_metrics(c: Curves, windows=(10, 100), beta: int = 10, eps: float = 0.01) -> dict:
     out = {"min_acc": min_acc(c), "wc_acc": wc_acc(c)}
     for w in windows:

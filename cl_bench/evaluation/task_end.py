@@ -37,6 +37,9 @@ def stream_accuracy(R: Matrix, test_sizes: Sequence[int]) -> float:
     return sum(a * n for a, n in zip(R[-1], test_sizes)) / sum(test_sizes)
 
 
+METRICS = ("acc", "forgetting", "bwt", "stream_acc")  # what task_end_metrics returns (with test sizes)
+
+
 def task_end_metrics(R: Matrix, test_sizes: Sequence[int] | None = None) -> dict:
     metrics = {"acc": average_accuracy(R), "forgetting": forgetting(R), "bwt": backward_transfer(R)}
     if test_sizes is not None:
