@@ -48,6 +48,7 @@ def test_an_optuna_study_on_digits_records_every_trial(tmp_path):
     assert f"best_value: {max(t.value for t in trials if t.value is not None)}" in best
 
 
+@pytest.mark.slow
 def test_the_optimized_metric_is_what_a_trial_returns(tmp_path):
     sweep_dir = tmp_path / "study"
     proc = subprocess.run(study_command(sweep_dir, "hparams_search=naive", "hydra.sweeper.n_trials=2",
@@ -100,7 +101,8 @@ def test_a_killed_study_resumes_the_cut_off_trial_and_runs_only_the_missing_ones
 
 @pytest.mark.parametrize("overrides, message", [
     (["optimized_metric=min_acc"], "optimized_metric must be a metric this run produces (acc, forgetting, bwt, stream_acc), got 'min_acc'"),
-    (["eval=continual", "optimized_metric=nope"], "optimized_metric must be a metric this run produces (acc, forgetting, bwt, stream_acc, min_acc,"),
+    (["eval=continual", "optimized_metric=nope"],
+     "optimized_metric must be a metric this run produces (acc, forgetting, bwt, stream_acc, min_acc,"),
     (["hydra/sweeper=optuna_resumable", "optimizer.lrr=interval(0.001, 0.1)"], "unknown key 'optimizer.lrr'"),
 ])
 def test_bad_tuning_input_fails_before_any_trial(tmp_path, overrides, message):
@@ -148,3 +150,39 @@ def test_produced_metrics_are_the_metrics_a_run_writes(eval_choice, run_job):
     overrides = tiny(["strategy=naive", f"eval={eval_choice}"])
     run = run_job(overrides)
     assert set(run["metrics"]) == set(produced_metrics(compose_config(overrides)))
+
+
+def reality_check(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "cl_bench.reality_check", "--out", str(tmp_path / "rc"), *args],
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_the_reality_check_reports_the_score_of_values_chosen_on_the_other_stream(tmp_path):
+    proc = reality_check(tmp_path, "--strategies", "naive", "--trials", "2", "--evaluate", "scenario=split_digits",
+                         "--evaluate", "scenario.shuffle_classes=true", *BASE)
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads((tmp_path / "rc" / "reality_check.json").read_text())
+    folder = tmp_path / "rc" / "naive"
+    chosen = load(folder / "tune").best_trial
+    evaluated = json.loads((folder / "evaluate" / "results.json").read_text())
+    assert evaluated["config"]["optimizer"]["lr"] == pytest.approx(chosen.params["optimizer.lr"])
+    assert evaluated["config"]["scenario"]["shuffle_classes"] is True  # trained on the evaluation stream
+    assert row["reality_check"] == pytest.approx(evaluated["metrics"]["acc"])
+    assert row["conventional"]["best_value"] == pytest.approx(load(folder / "conventional").best_value)
+    assert "| naive | 2/2 | 2/2 |" in (tmp_path / "rc" / "reality_check.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--evaluate", "scenario=split_digits", "--evaluate", "scenario.n_experiences=2"],
+     "must have the same shape"),
+    (["--evaluate", "scenario=split_digits", "--evaluate", "train.epochs=2"],
+     "--tune and --evaluate must differ only in the data: 'train' differs"),
+    (["--strategies", "naive,gem"], "--strategies: no search space conf/hparams_search/gem.yaml"),
+    (["--trials", "0"], "--trials must be an integer >= 1, got 0"),
+])
+def test_the_reality_check_refuses_streams_that_differ_in_more_than_data(tmp_path, args, message):
+    proc = reality_check(tmp_path, "--strategies", "naive", *args)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "rc").exists()
