@@ -211,6 +211,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
                                                         git_commit())
     results["acc_matrix"] = progress["acc_matrix"]
     logged_rows = len(continual.rows) if continual else 0
+    logged_rates = len(lr_schedule.rows)  # a resumed run logged the earlier ones before it was killed
     for k in range(len(progress["acc_matrix"]), len(steps)):
         strategy.train_epochs = epochs[k]
         t0 = time.perf_counter()
@@ -222,6 +223,8 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         new_rows = continual.rows[logged_rows:] if continual else []
         logged_rows += len(new_rows)
         trackers.log_experience(k, new_rows, row)
+        trackers.log_learning_rates(lr_schedule.rows[logged_rates:])
+        logged_rates = len(lr_schedule.rows)
         if k + 1 < len(steps):
             checkpoint.write(output_dir, strategy, progress, results["config"], attempt.started, writes)
 

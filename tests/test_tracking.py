@@ -77,6 +77,18 @@ def test_wandb_offline_run_holds_config_curves_task_end_summary_and_plot(run_job
     assert list((tmp_path / "run").glob("wandb/offline-run-*/files/media/images/plots/stability_gap*.png"))
 
 
+def test_wandb_logs_the_learning_rate_of_every_update(run_job, tmp_path):
+    run_job(tiny(["logger=wandb", "eval=off", "schedule=linear"]), name="run")
+    rec = finished_wandb_records(tmp_path / "run")
+    logged = [(h["update"], h["train/experience"], h["train/lr"]) for h in rec["history"] if "train/lr" in h]
+    with open(tmp_path / "run" / "lr.csv") as f:
+        written = [(int(u), int(e), float(lr)) for u, e, lr in (line.strip().split(",") for line in list(f)[1:])]
+    assert len(logged) == len(written) > 5 and [u for u, _, _ in logged] == list(range(len(written)))
+    assert [(u, e) for u, e, _ in logged] == [(u, e) for u, e, _ in written]
+    assert [lr for _, _, lr in logged] == pytest.approx([lr for _, _, lr in written], rel=1e-6)
+    assert len({lr for _, _, lr in logged}) > 2  # a decay, not one constant
+
+
 def test_a_failing_run_still_finishes_its_wandb_run(run_job, tmp_path):
     with pytest.raises(ValueError, match="scenario.n_experiences must divide"):
         run_job(["logger=wandb", "scenario.n_experiences=3"], name="bad")

@@ -31,6 +31,9 @@ class Tracker:
 
     def log_experience(self, experience: int, curve_rows: list[tuple[int, int, np.ndarray]], task_end: list[float]) -> None: ...
 
+    def log_learning_rates(self, rows: list[tuple[int, int, float]]) -> None:
+        """(update, experience, learning rate) of the updates since the last call (lr.csv's rows)."""
+
     def log_summary(self, results: dict, files: dict[str, Path]) -> None: ...
 
     def finish(self, failed: bool) -> None: ...
@@ -60,6 +63,9 @@ class SafeTrackers:
 
     def log_experience(self, experience, curve_rows, task_end):
         self._call("log_experience", experience, curve_rows, task_end)
+
+    def log_learning_rates(self, rows):
+        self._call("log_learning_rates", rows)
 
     def log_summary(self, results, files):
         self._call("log_summary", results, files)

@@ -4,6 +4,7 @@ current wandb). Offline by default: runs land in <run dir>/wandb and `wandb sync
 What a run holds: the resolved config (plus `setting`, the overrides without seed, to group
 seeds), one chart per task of continual accuracy against training iteration
 (`continual/task_i`, x = `iteration`), task-end accuracies (`task_end/task_i`, x = `experience`),
+the learning rate of every update (`train/lr`, x = `update`, the update's 0-based index: lr.csv),
 the summary metrics, and the stability-gap plot. Runs of one sweep share a W&B group.
 """
 from __future__ import annotations
@@ -40,12 +41,18 @@ class WandbTracker(Tracker):
         self.run.define_metric("continual/*", step_metric="iteration")
         self.run.define_metric("experience")
         self.run.define_metric("task_end/*", step_metric="experience")
+        self.run.define_metric("update")
+        self.run.define_metric("train/*", step_metric="update")
 
     def log_experience(self, experience, curve_rows, task_end) -> None:
         for iteration, _, accuracy in curve_rows:
             seen = {f"continual/task_{t}": float(a) for t, a in enumerate(accuracy) if not np.isnan(a)}
             self.run.log({"iteration": int(iteration), **seen})
         self.run.log({"experience": experience, **{f"task_end/task_{t}": a for t, a in enumerate(task_end)}})
+
+    def log_learning_rates(self, rows) -> None:
+        for update, experience, lr in rows:
+            self.run.log({"update": int(update), "train/lr": float(lr), "train/experience": int(experience)})
 
     def log_summary(self, results, files) -> None:
         import wandb
