@@ -64,8 +64,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
-    from hydra.utils import instantiate
+    import inspect
 
+    from hydra.utils import get_class, instantiate
+
+    # A preset's keys outlive an `optimizer=` switch (an SGD preset's momentum on Adam): name the
+    # key instead of letting the constructor fail as an internal error.
+    accepted = inspect.signature(get_class(cfg._target_)).parameters
+    for key in cfg:
+        if key != "_target_" and key not in accepted:
+            raise ConfigError(f"optimizer.{key} is not an argument of {cfg._target_}; remove it with ~optimizer.{key}")
     return instantiate(cfg, params=params, _convert_="all")
 
 

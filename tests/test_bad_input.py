@@ -28,6 +28,12 @@ CASES = [
     (["optimizer.lr=-0.1"], 2, "optimizer.lr must be a number > 0, got -0.1"),
     (["optimizer.lr=fast"], 2, "optimizer.lr must be a number, got 'fast'"),
     (["optimizer.momentum=1.5"], 2, "optimizer.momentum must be a number in [0, 1), got 1.5"),
+    # The Split-MNIST presets set SGD's momentum; switching the optimizer keeps the key.
+    (["+experiment=stability_gap_split_mnist", "scenario=split_digits", "optimizer=adam"], 2,
+     "optimizer.momentum is not an argument of torch.optim.Adam; remove it with ~optimizer.momentum"),
+    (["optimized_metric=min_acc", "eval=off"], 2, "optimized_metric must be a metric this run produces"),
+    (["schedule=wsd", "schedule.decay_fraction=0"], 2, "schedule.decay_fraction must be a number in (0, 1], got 0"),
+    (["schedule=cosine", "schedule.warmup_steps=-1"], 2, "schedule.warmup_steps must be an integer >= 0, got -1"),
     (["seed=-1"], 2, "seed must be an integer >= 0, got -1"),
     (["seed=abc"], 2, "seed must be an integer, got 'abc'"),
     (["device=tpu"], 2, "device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
@@ -95,3 +101,4 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cl_bench", "seed=-1", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "CL_BENCH_DEBUG": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "seed must be an integer >= 0" in proc.stderr
+
