@@ -23,6 +23,7 @@ variants=(
   "wsd_experience|schedule=wsd schedule.scope=experience"
   "infinite_stream|schedule=infinite schedule.scope=stream schedule.warmup_steps=20"
   "sgd_no_momentum|optimizer.momentum=0"
+  "sgd_no_momentum_lr10x|optimizer.momentum=0 optimizer.lr=0.1"  # the same effective step as momentum 0.9: lr / (1 - 0.9)
   "adam|optimizer=adam optimizer.lr=0.001 ~optimizer.momentum"
 )
 # Joint training on the whole stream: the reference Ibrahim et al. compare re-warm + replay against.

@@ -61,4 +61,5 @@ def test_a_diverging_job_stops_early_and_the_sweep_goes_on(tmp_path):
     results = json.loads((tmp_path / "sweep" / "1" / "results.json").read_text())
     assert results["diverged_at"]["experience"] == 0 and results["metrics"] == {}
     assert "cl-bench: diverged: non-finite training loss" in proc.stderr
-    assert f"cl-bench: sweep {tmp_path}/sweep: 2 finished, 0 failed" in proc.stderr
+    assert f"cl-bench: sweep {tmp_path}/sweep: 2 finished (1 diverged: no metrics), 0 failed" in proc.stderr
+    assert f"cl-bench:   {tmp_path}/sweep/1: diverged" in proc.stderr
