@@ -146,7 +146,8 @@ def table(rows: list[dict], command: str) -> str:
     conventional = ranks([r["conventional"]["best_value"] for r in rows])
     reality = ranks([r["reality_check"] for r in rows])
     metric = rows[0]["metric"] if rows else "acc"
-    lines = [f"`{command}`", "", f"Metric: {metric} (%). Trials: completed / run; a failed or diverged trial has no value.", "",
+    lines = [f"`{command}`", "", f"Metric: {metric} (%). Trials: completed / run (a failed or diverged trial has no value). "
+             "Ranks among the rows, 1 = best; a run without a value has none.", "",
              "| strategy | trials tune | trials conventional | best on tuning stream | conventional (tuned on the evaluation stream) "
              "| reality check (tuned on the tuning stream) | difference | rank conventional | rank reality check | chosen on the tuning stream |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -155,7 +156,8 @@ def table(rows: list[dict], command: str) -> str:
         diff = None if r["reality_check"] is None or c["best_value"] is None else r["reality_check"] - c["best_value"]
         chosen = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (r.get("chosen") or {}).items())
         lines.append(f"| {r['strategy']} | {t['completed']}/{t['trials']} | {c['completed']}/{c['trials']} | {fmt(t['best_value'])} "
-                     f"| {fmt(c['best_value'])} | {fmt(r['reality_check'])} | {'n/a' if diff is None else f'{100 * diff:+.1f}'} "
+                     f"| {fmt(c['best_value'])} | {fmt(r['reality_check']) if r['reality_check'] is not None else r['status']} "
+                     f"| {'n/a' if diff is None else f'{100 * diff:+.1f}'} "
                      f"| {rc or 'n/a'} | {rr or 'n/a'} | {chosen or r['status']} |")
     return "\n".join(lines) + "\n"
 
