@@ -148,8 +148,9 @@ def table(rows: list[dict], command: str) -> str:
     metric = rows[0]["metric"] if rows else "acc"
     lines = [f"`{command}`", "", f"Metric: {metric} (%). Trials: completed / run (a failed or diverged trial has no value). "
              "Ranks among the rows, 1 = best; a run without a value has none.", "",
-             "| strategy | trials tune | trials conventional | best on tuning stream | conventional (tuned on the evaluation stream) "
-             "| reality check (tuned on the tuning stream) | difference | rank conventional | rank reality check | chosen on the tuning stream |",
+             "| strategy | trials tune | trials conventional | best on tuning stream "
+             "| conventional (tuned on the evaluation stream) | reality check (tuned on the tuning stream) | difference "
+             "| rank conventional | rank reality check | chosen on the tuning stream |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r, rc, rr in zip(rows, conventional, reality):
         t, c = r["tune"], r["conventional"]
