@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,19 +61,21 @@ def shape(cfg) -> dict:
             "classes per experience": [len(c) for c in scenario["classes_per_experience"]]}
 
 
-def check_streams(strategy: str, tune: list[str], evaluate: list[str], common: list[str]) -> None:
+def check_streams(strategies: list[str], tune: list[str], evaluate: list[str], common: list[str]) -> None:
     from omegaconf import OmegaConf
 
     from cl_bench.errors import ConfigError
 
-    a = compose([f"hparams_search={strategy}", *common, *tune])
-    b = compose([f"hparams_search={strategy}", *common, *evaluate])
-    for key in ("strategy", "train", "optimizer", "model", "eval", "optimized_metric", "schedule"):
-        if OmegaConf.select(a, key) != OmegaConf.select(b, key):
-            plain = [json.dumps(OmegaConf.to_container(c, resolve=True)) if OmegaConf.is_config(c) else repr(c)
-                     for c in (OmegaConf.select(a, key), OmegaConf.select(b, key))]
-            raise ConfigError(f"--tune and --evaluate must differ only in the data: '{key}' differs ({plain[0]} vs {plain[1]})")
-    sa, sb = shape(a), shape(b)
+    for strategy in strategies:
+        a = compose([f"hparams_search={strategy}", *common, *tune])
+        b = compose([f"hparams_search={strategy}", *common, *evaluate])
+        for key in ("strategy", "train", "optimizer", "model", "eval", "optimized_metric", "schedule"):
+            if OmegaConf.select(a, key) != OmegaConf.select(b, key):
+                plain = [json.dumps(OmegaConf.to_container(c, resolve=True)) if OmegaConf.is_config(c) else repr(c)
+                         for c in (OmegaConf.select(a, key), OmegaConf.select(b, key))]
+                raise ConfigError(f"--tune and --evaluate must differ only in the data: '{key}' differs "
+                                  f"({plain[0]} vs {plain[1]})")
+    sa, sb = shape(a), shape(b)  # the streams do not depend on the strategy: built once
     if sa != sb:
         raise ConfigError(f"the tuning stream ({a.scenario.name}: {sa}) and the evaluation stream "
                           f"({b.scenario.name}: {sb}) must have the same shape")
@@ -83,8 +84,7 @@ def check_streams(strategy: str, tune: list[str], evaluate: list[str], common: l
 def cl_bench(args: list[str], log: Path) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
-        return subprocess.call([sys.executable, "-m", "cl_bench", *args], stdout=out, stderr=subprocess.STDOUT,
-                               env={**os.environ})
+        return subprocess.call([sys.executable, "-m", "cl_bench", *args], stdout=out, stderr=subprocess.STDOUT)
 
 
 def study_summary(sweep_dir: Path) -> dict:
@@ -182,13 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.trials < 1:
             raise UserError(f"--trials must be an integer >= 1, got {args.trials}")
-        unknown = [s for s in strategies if not (Path(__file__).resolve().parent.parent / "conf" / "hparams_search" / f"{s}.yaml").exists()]
+        from cl_bench.cli import CONFIG_DIR
+
+        unknown = [s for s in strategies if not (Path(CONFIG_DIR) / "hparams_search" / f"{s}.yaml").exists()]
         if unknown:
             raise UserError(f"--strategies: no search space conf/hparams_search/{unknown[0]}.yaml; "
                             f"available: {', '.join(STRATEGIES)}")
-        if not args.table_only:
-            for strategy in strategies:  # every pairing is checked before the first trial trains
-                check_streams(strategy, args.tune, args.evaluate, args.overrides)
+        if not args.table_only:  # every pairing is checked before the first trial trains
+            check_streams(strategies, args.tune, args.evaluate, args.overrides)
         rows = []
         for strategy in strategies:
             if args.table_only:

@@ -62,7 +62,6 @@ class ResumableStudy(OptunaSweeperImpl):
         self.job_idx = done  # the plugin's next trial is number `done`: its folder is `done` too
         if done:
             self._reseed_sampler(done)
-        if done:
             log.info(f"Study {study.study_name}: {done} trials already done, {max(0, self.n_trials - done)} to run")
         if done >= self.n_trials:
             self._write_results(study)

@@ -172,7 +172,8 @@ def check_composition(argv: list[str], main_dir: str) -> None:
     finally:
         GlobalHydra.instance().clear()
     check_optimized_metric(cfg)
-    check_sweeper_params(cfg, set(group_options(config_dirs(main_dir))))
+    if OmegaConf.select(cfg, "hydra.sweeper.params"):  # an Optuna sweep: only then are the groups needed
+        check_sweeper_params(cfg, set(group_options(config_dirs(main_dir))))
 
 
 def _first_value(override) -> str:
