@@ -56,18 +56,65 @@ def test_windowed_forgetting_and_plasticity_over_whole_series(curves):
 
 
 def test_window_limits_how_far_apart_the_two_points_may_be():
-    a = np.array([1.0, 0.8, 0.6, 0.9])
-    assert _largest_change_in_window(a, 2, -1) == pytest.approx(0.2)  # neighbours only
-    assert _largest_change_in_window(a, 3, -1) == pytest.approx(0.4)  # 1.0 -> 0.6
-    assert _largest_change_in_window(a, 2, +1) == pytest.approx(0.3)
-    assert _largest_change_in_window(np.array([0.1, 0.2, 0.3]), 10, -1) == 0.0  # never drops
-    assert _largest_change_in_window(np.array([0.5]), 10, -1) == 0.0
+    a, every = np.array([1.0, 0.8, 0.6, 0.9]), np.arange(4)
+    assert _largest_change_in_window(a, every, 2, -1) == pytest.approx(0.2)  # neighbours only
+    assert _largest_change_in_window(a, every, 3, -1) == pytest.approx(0.4)  # 1.0 -> 0.6
+    assert _largest_change_in_window(a, every, 2, +1) == pytest.approx(0.3)
+    assert _largest_change_in_window(np.array([0.1, 0.2, 0.3]), every[:3], 10, -1) == 0.0  # never drops
+    assert _largest_change_in_window(np.array([0.5]), every[:1], 10, -1) == 0.0
+
+
+def test_windows_are_counted_in_steps_when_evaluations_have_gaps():
+    # evaluated after steps 0, 1, 5, 20, 22: a window of w steps pairs points fewer than w steps apart
+    a, iterations = np.array([1.0, 0.9, 0.5, 0.2, 0.6]), np.array([0, 1, 5, 20, 22])
+    assert _largest_change_in_window(a, iterations, 5, -1) == pytest.approx(0.4)   # 0.9 (1) -> 0.5 (5)
+    assert _largest_change_in_window(a, iterations, 6, -1) == pytest.approx(0.5)   # 1.0 (0) -> 0.5 (5)
+    assert _largest_change_in_window(a, iterations, 20, -1) == pytest.approx(0.7)  # 0.9 (1) -> 0.2 (20)
+    assert _largest_change_in_window(a, iterations, 21, -1) == pytest.approx(0.8)  # 1.0 (0) -> 0.2 (20)
+    assert _largest_change_in_window(a, iterations, 3, +1) == pytest.approx(0.4)   # 0.2 (20) -> 0.6 (22)
+    assert _largest_change_in_window(a, iterations, 2, +1) == 0.0  # no two points under 2 updates apart rise
+
+
+def index_window_change(a, w, sign):
+    """The evaluation-counted definition (De Lange et al.'s code), by brute force."""
+    pairs = [sign * (a[n] - a[m]) for n in range(len(a)) for m in range(max(0, n - w + 1), n)]
+    return max([0.0, *pairs])
+
+
+def test_with_an_evaluation_after_every_update_steps_and_evaluations_agree():
+    # Random curves as `every` records them: one evaluation per update, plus one before each
+    # experience's first update at the same update count (a strategy may change the model there).
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        rows, update = [], 0
+        for k, n in enumerate(rng.integers(1, 15, size=4)):
+            rows.append((update, k))
+            for _ in range(n):
+                update += 1
+                rows.append((update, k))
+        task_end = [max(u for u, e in rows if e == k) for k in range(4)]
+        accuracy = np.where(np.array([e for _, e in rows])[:, None] >= np.arange(4), rng.random((len(rows), 4)), np.nan)
+        c = Curves(np.array([u for u, _ in rows]), np.array([e for _, e in rows]), accuracy, task_end)
+        for w in (1, 2, 3, 10, 100):
+            expected = [index_window_change(c.accuracy[c.experience >= i, i], w, -1) for i in range(4)]
+            assert windowed_forgetting(c, w) == pytest.approx(np.mean(expected))
+            expected = [index_window_change(c.accuracy[c.experience >= i, i], w, +1) for i in range(4)]
+            assert windowed_plasticity(c, w) == pytest.approx(np.mean(expected))
 
 
 def test_lca_averages_first_beta_evaluations_while_learning(curves):
     # beta 2: task0 (0.0, 0.6), task1 (0.1, 0.7), task2 (0.0, 0.5)
     assert lca(curves, beta=2) == pytest.approx((0.3 + 0.4 + 0.25) / 3)
     assert lca(curves, beta=10) == pytest.approx((0.5 + 1.7 / 3 + 1.45 / 3) / 3)
+
+
+def test_lca_counts_updates_not_evaluations():
+    # one experience of 10 updates, evaluated before it and after updates 1, 2, 4 and 10
+    a = np.array([(0, 0, 0.0), (1, 0, 0.2), (2, 0, 0.4), (4, 0, 0.6), (10, 0, 0.9)])
+    c = Curves(a[:, 0].astype(int), a[:, 1].astype(int), a[:, 2:], [10])
+    assert lca(c, beta=3) == pytest.approx(0.2)         # updates 0, 1, 2
+    assert lca(c, beta=5) == pytest.approx(0.3)         # update 4 too; not the 5th evaluation (update 10)
+    assert lca(c, beta=11) == pytest.approx(2.1 / 5)
 
 
 def test_stability_gap_and_recovery(curves):

@@ -1,5 +1,6 @@
-"""Continual evaluation: accuracy on every seen task after every `period` optimizer updates,
-plus once before the first update of each experience (De Lange et al., ICLR 2023).
+"""Continual evaluation: accuracy on every seen task after the optimizer updates its schedule
+names (after every update by default), plus once before the first update of each experience and
+once after its last (De Lange et al., ICLR 2023; schedules in cl_bench/evaluation/schedule.py).
 
 Cheap by construction: each task's evaluation subset is drawn once, kept on the training device
 as one concatenated tensor with a task-id vector, evaluated in a few large forward passes, and
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
+from cl_bench.evaluation import schedule as schedules
 from cl_bench.evaluation.accuracy import count_correct
 from cl_bench.evaluation.stability import Curves, continual_metrics
 from cl_bench.rules import Rule, at_least, each, number_at_least
@@ -29,6 +31,7 @@ RULES = {
     "windows": each(at_least(1), "integers >= 1"),
     "lca_beta": at_least(1),
     "recovery_eps": number_at_least(0),
+    **schedules.RULES,
 }
 
 
@@ -39,7 +42,7 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         device: torch.device,
         *,
         samples_per_task: int = 1000,
-        period: int = 1,
+        schedule: schedules.Schedule = schedules.Schedule(),
         include_unseen: bool = False,
         resample_each_eval: bool = False,
         batch_size: int = 4096,
@@ -48,9 +51,9 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         curves_path=None,
     ):
         super().__init__()
-        RULES["period"]("eval.period", period)
+        RULES["period"]("eval.period", schedule.period)
         RULES["samples_per_task"]("eval.samples_per_task", samples_per_task)
-        self.period = period
+        self.schedule = schedule
         self.include_unseen = include_unseen
         self.resample_each_eval = resample_each_eval
         self.batch_size = batch_size
@@ -65,6 +68,8 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         self._draw_subsets()
         self.updates = 0
         self.current = 0
+        self.in_experience, self.span = 0, 1  # updates done and planned in the current experience
+        self.last_evaluated = -1  # updates done at the latest evaluation
         self.seconds = 0.0  # host time spent evaluating (on GPU: launch time unless synced)
         self.task_end: list[int] = []
         self._pending: list[tuple[int, int, torch.Tensor]] = []  # (iteration, experience, accs on device)
@@ -113,20 +118,27 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
     def _record(self, strategy) -> None:
         t0 = time.perf_counter()
         self._pending.append((self.updates, self.current, self.evaluate(strategy.model)))
+        self.last_evaluated = self.updates
         self.seconds += time.perf_counter() - t0
 
     # --- Avalanche callbacks --------------------------------------------------------------------
 
     def before_training_exp(self, strategy, **kwargs):
         self.current = len(self.task_end)
+        self.in_experience = 0
+        # The strategy's own loader knows its length (replay loaders, memory-only training included).
+        self.span = len(strategy.dataloader) * int(strategy.train_epochs)
         self._record(strategy)
 
     def after_training_iteration(self, strategy, **kwargs):
         self.updates += 1
-        if self.updates % self.period == 0:
+        self.in_experience += 1
+        if self.schedule.due(self.updates, self.in_experience, self.span):
             self._record(strategy)
 
     def after_training_exp(self, strategy, **kwargs):
+        if self.last_evaluated != self.updates:  # the model after the experience's last update
+            self._record(strategy)
         self.task_end.append(self.updates)
         self.flush()
 
@@ -191,8 +203,9 @@ def from_config(e, scenario, device, batch_size: int, curves_path, all_tasks_see
     """The evaluator `eval=continual` asks for, or None for `eval=off`."""
     if e.name == "off":
         return None
+    schedule = schedules.Schedule(str(e.schedule), int(e.period), int(e.dense_updates), int(e.budget))
     return ContinualEvaluationPlugin(
-        scenario.evaluation_sets, device, samples_per_task=int(e.samples_per_task), period=int(e.period),
+        scenario.evaluation_sets, device, samples_per_task=int(e.samples_per_task), schedule=schedule,
         include_unseen=bool(e.include_unseen), resample_each_eval=bool(e.resample_each_eval),
         batch_size=batch_size, seed=int(e.subset_seed), all_tasks_seen=all_tasks_seen, curves_path=curves_path,
     )
@@ -206,10 +219,12 @@ def summarize(e, plugin: ContinualEvaluationPlugin, follows_tasks: bool) -> tupl
     metrics = continual_metrics(curves, windows=tuple(int(w) for w in e.windows), beta=int(e.lca_beta),
                                 eps=float(e.recovery_eps)) if follows_tasks else {}
     protocol = {
-        "period": int(e.period), "samples_per_task": plugin.sizes, "subset_seed": int(e.subset_seed),
+        "schedule": str(e.schedule), "period": int(e.period), "dense_updates": int(e.dense_updates),
+        "budget": int(e.budget), "samples_per_task": plugin.sizes, "subset_seed": int(e.subset_seed),
         "resample_each_eval": bool(e.resample_each_eval), "include_unseen": bool(e.include_unseen),
         "windows": [int(w) for w in e.windows], "lca_beta": int(e.lca_beta), "recovery_eps": float(e.recovery_eps),
-        "indexing": "after every period-th update, plus one before each experience's first update",
+        "indexing": "after the updates the schedule names, plus one before each experience's first update and one after "
+                    "its last; windows and LCA counted in updates",
         "evaluations": len(curves.iteration), "eval_time_s": plugin.seconds,
     }
     return metrics, protocol, curves

@@ -3,6 +3,12 @@
 Formulas follow ../shared/specs/continual-evaluation.md (De Lange et al., ICLR 2023, and Lapacz
 et al., WACV 2025, for the stability-gap size and recovery). Tasks and experiences are 0-indexed
 here; experience k trains task k. Every metric is computed at the end of the stream.
+
+One departure from the spec: WF^w / WP^w windows and LCA's beta are counted in training steps,
+not in evaluations. A step is an update or an experience switch (the evaluations just before and
+just after a switch can see different models: a strategy may change it there). With an evaluation
+after every update the two counts agree, so `every` reports what the spec's code does; under a
+sparser schedule (cl_bench/evaluation/schedule.py) a metric still spans the same stretch of training.
 """
 from __future__ import annotations
 
@@ -31,11 +37,12 @@ class Curves:
     def n_trained(self) -> int:
         return len(self.task_end)
 
-    def seen(self, task: int) -> np.ndarray:
-        """Accuracies of `task` from the moment it was first trained on (its own pre-update
-        evaluation included), never reset at later task boundaries."""
+    def seen(self, task: int) -> tuple[np.ndarray, np.ndarray]:
+        """(accuracies, steps) of `task` from the moment it was first trained on (its own
+        pre-update evaluation included), never reset at later task boundaries. Steps count updates
+        and experience switches: evaluation r happened after iteration[r] + experience[r] of them."""
         rows = (self.experience >= task) & ~np.isnan(self.accuracy[:, task])
-        return self.accuracy[rows, task]
+        return self.accuracy[rows, task], self.iteration[rows] + self.experience[rows]
 
     def last_row_at(self, updates: int) -> int:
         """The last evaluation of the model after exactly `updates` updates (or the latest before)."""
@@ -66,41 +73,47 @@ def wc_acc(c: Curves) -> float | None:
     return None if m is None else float(current / k + (1 - 1 / k) * m)
 
 
-def _largest_change_in_window(a: np.ndarray, w: int, sign: int) -> float:
-    """max over m < n with n - m < w of sign * (a_n - a_m); 0 when the series never changes that way."""
-    if len(a) < 2 or w < 2:
+def _largest_change_in_window(a: np.ndarray, steps: np.ndarray, w: int, sign: int) -> float:
+    """max over evaluations m before n fewer than w training steps apart (steps[n] - steps[m] < w)
+    of sign * (a_n - a_m); 0 when the series never changes that way. Counted in steps, the window
+    spans the same stretch of training whatever the evaluation schedule."""
+    if len(a) < 2:
         return 0.0
-    padded = np.concatenate([np.full(w - 1, np.nan), a])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, w)  # row n: a[n-w+1 .. n]
-    earlier = windows[:, :-1]
+    first = np.searchsorted(steps, steps - w + 1, side="left")  # earliest m in n's window
+    reach = int((np.arange(len(a)) - first).max())  # evaluations in the longest window, n excluded
+    if reach == 0:
+        return 0.0
+    padded = np.concatenate([np.full(reach, np.nan), a])
+    earlier = np.lib.stride_tricks.sliding_window_view(padded, reach + 1)[:, :-1].copy()  # row n: a[n-reach .. n-1]
+    index = np.arange(len(a))[:, None] - reach + np.arange(reach)[None, :]
+    earlier[index < first[:, None]] = np.nan  # outside n's window
     if sign < 0:  # forgetting: the highest earlier value minus now
-        best_earlier = np.where(np.isnan(earlier), -np.inf, earlier).max(axis=1)
-        change = best_earlier - a
+        change = np.where(np.isnan(earlier), -np.inf, earlier).max(axis=1) - a
     else:  # plasticity: now minus the lowest earlier value
-        best_earlier = np.where(np.isnan(earlier), np.inf, earlier).min(axis=1)
-        change = a - best_earlier
+        change = a - np.where(np.isnan(earlier), np.inf, earlier).min(axis=1)
     change = change[np.isfinite(change)]
     return float(max(0.0, change.max())) if change.size else 0.0
 
 
 def windowed_forgetting(c: Curves, w: int) -> float | None:
-    """WF^w: mean over seen tasks (current included) of the largest drop within w evaluations."""
-    return _mean([_largest_change_in_window(c.seen(i), w, -1) for i in range(c.n_trained)])
+    """WF^w: mean over seen tasks (current included) of the largest drop within w steps."""
+    return _mean([_largest_change_in_window(*c.seen(i), w, -1) for i in range(c.n_trained)])
 
 
 def windowed_plasticity(c: Curves, w: int) -> float | None:
     """WP^w: as WF^w with the largest rise."""
-    return _mean([_largest_change_in_window(c.seen(i), w, +1) for i in range(c.n_trained)])
+    return _mean([_largest_change_in_window(*c.seen(i), w, +1) for i in range(c.n_trained)])
 
 
 def lca(c: Curves, beta: int = 10) -> float | None:
-    """Learning curve area: mean over tasks k of the mean accuracy on task k over its first
-    beta evaluations while it is being learned (the pre-update evaluation is the first)."""
+    """Learning curve area: mean over tasks k of the mean accuracy on task k over its first beta
+    updates while it is being learned (the evaluations after 0 .. beta-1 of them; the one before
+    the first update is the first). With an evaluation after every update, beta evaluations."""
     means = []
     for k in range(c.n_trained):
-        rows = (c.experience == k) & ~np.isnan(c.accuracy[:, k])
-        first = c.accuracy[rows, k][:beta]
-        means.append(float(first.mean()) if first.size else None)
+        start = c.task_end[k - 1] if k else 0
+        rows = (c.experience == k) & ~np.isnan(c.accuracy[:, k]) & (c.iteration - start < beta)
+        means.append(float(c.accuracy[rows, k].mean()) if rows.any() else None)
     return _mean(means)
 
 
