@@ -63,6 +63,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def autocast(precision: str, device: torch.device):
+    """`train.precision=bf16`: bfloat16 autocast around everything a strategy runs (forward, loss,
+    its own penalties, evaluation); parameters, gradients and optimizer state stay fp32. Wrapping
+    the whole `train` call covers every strategy without touching one. The cast cache is off: it
+    lives as long as the autocast region, and this one spans many optimizer steps, so cached casts
+    would be stale weights (measured: every experience after the first stuck at chance)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
+
+
+def fp32_output(module, inputs, output):
+    """Forward hook under bf16: the model's outputs are fp32, so what strategies keep of them
+    (stored logits, old-model targets, exemplar features) has the dtype it has in fp32 runs."""
+    return output.float() if isinstance(output, torch.Tensor) and output.dtype == torch.bfloat16 else output
+
+
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
     import inspect
 
@@ -190,6 +205,8 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     method = STRATEGIES.entry(cfg.strategy.name)
     check_pairing(cfg.strategy.name, scenario.name, scenario.setting)
     model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
+    if cfg.train.precision == "bf16":
+        model.register_forward_hook(fp32_output)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     epochs = epochs_per_experience(cfg.train.epochs, scenario.n_experiences)
     eval_batch = int(cfg.train.eval_batch_size)
@@ -223,9 +240,11 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     for k in range(len(progress["acc_matrix"]), len(steps)):
         strategy.train_epochs = epochs[k]
         t0 = time.perf_counter()
-        strategy.train(steps[k], eval_streams=[])
+        with autocast(cfg.train.precision, device):
+            strategy.train(steps[k], eval_streams=[])
         progress["train_time_s"] += time.perf_counter() - t0
-        row = evaluate_experiences(model, scenario.evaluation_sets, device, eval_batch)
+        with autocast(cfg.train.precision, device):
+            row = evaluate_experiences(model, scenario.evaluation_sets, device, eval_batch)
         results["acc_matrix"].append(row)
         files.append_jsonl(output_dir / files.PROGRESS, {"experience": k, "accuracy": row})
         new_rows = continual.rows[logged_rows:] if continual else []

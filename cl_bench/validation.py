@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from cl_bench.errors import ConfigError
-from cl_bench.rules import at_least, between, number_at_least, positive
+from cl_bench.rules import at_least, between, number_at_least, one_of, positive
 
 
 # Keys whose value may be a list although the default is a scalar (one value per experience).
@@ -31,6 +31,7 @@ RUN_RULES = {
     "seed": at_least(0),
     "train.batch_size": at_least(1),
     "train.eval_batch_size": at_least(1),
+    "train.precision": one_of("fp32", "bf16"),
     "optimizer.lr": positive(),
     "optimizer.momentum": between(0, 1, high_open=True),
     "optimizer.weight_decay": number_at_least(0),

@@ -63,13 +63,14 @@ class NMEHead(nn.Module):
 
 
 def network_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The network's own outputs (trunk + linear head), whatever mode the model is in."""
-    return model.head.linear(model.trunk(x))
+    """The network's own outputs (trunk + linear head), whatever mode the model is in; fp32 in bf16
+    runs too (the loss writes them into an fp32 target)."""
+    return model.head.linear(model.trunk(x)).float()
 
 
 @torch.no_grad()
 def normalized_features(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> torch.Tensor:
-    return torch.cat([nn.functional.normalize(model.trunk(x[i:i + batch_size].to(device)), dim=1)
+    return torch.cat([nn.functional.normalize(model.trunk(x[i:i + batch_size].to(device)).float(), dim=1)
                       for i in range(0, len(x), batch_size)])
 
 

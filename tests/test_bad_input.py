@@ -48,6 +48,7 @@ CASES = [
     (["eval.period=0"], 2, "eval.period must be an integer >= 1, got 0"),
     (["eval.samples_per_task=0"], 2, "eval.samples_per_task must be -1 (the full test split) or an integer >= 1, got 0"),
     (["eval.windows=abc"], 2, "eval.windows must be a list, got 'abc'"),
+    (["train.precision=fp16"], 2, "train.precision must be one of fp32, bf16, got 'fp16'"),
     (["eval.schedule=sparse"], 2, "eval.schedule must be one of every, boundary_dense, budget, got 'sparse'"),
     (["eval.schedule=boundary_dense", "eval.dense_updates=0"], 2, "eval.dense_updates must be an integer >= 1, got 0"),
     (["eval.schedule=budget", "eval.budget=0"], 2, "eval.budget must be an integer >= 1, got 0"),
