@@ -120,3 +120,39 @@ def test_results_record_protocol(run_job):
     protocol = results["continual_evaluation"]
     assert protocol["period"] == 1 and protocol["subset_seed"] == 0 and protocol["windows"] == [10, 100]
     json.dumps(results, allow_nan=False)  # what results.json holds is strict JSON
+
+
+# Python-level ways to read a tensor back to the host, and ops whose output size depends on the data.
+HOST_READS = [(torch.Tensor, name) for name in ("item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__")] + \
+    [(torch, name) for name in ("unique", "nonzero", "bincount", "masked_select")]
+
+
+@pytest.mark.parametrize("task_labels", ["false", "true"])
+def test_evaluations_never_wait_for_the_device_until_the_experience_ends(task_labels, monkeypatch):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from cl_bench.registry import MODELS
+    from tests.conftest import compose_config
+
+    cfg = compose_config([f"scenario.task_labels={task_labels}"])
+    scenario = build_scenario("split_digits", cfg.scenario, None, 0)
+    model = MODELS.build("mlp", OmegaConf.create({"hidden_sizes": [16]}), scenario.n_classes, scenario.input_shape,
+                         scenario.n_heads)
+    plugin = ContinualEvaluationPlugin(scenario.experiences, torch.device("cpu"), samples_per_task=50)
+    strategy = SimpleNamespace(model=model, dataloader=range(4), train_epochs=1)
+    calls = []
+    for owner, name in HOST_READS:
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
+    for k in range(3):  # three experiences, evaluated before their first update and after each of 4
+        plugin.before_training_exp(strategy)
+        for _ in range(4):
+            plugin.after_training_iteration(strategy)
+        assert calls == [], f"experience {k}: host reads {calls}"
+        plugin.after_training_exp(strategy)  # the one sync of an experience: its results, at once
+        assert calls.count("cpu") == 1 and set(calls) <= {"cpu", "numpy"}, calls
+        calls.clear()
+    monkeypatch.undo()
+    assert [len(r[2][~np.isnan(r[2])]) for r in plugin.rows] == [1] * 5 + [2] * 5 + [3] * 5

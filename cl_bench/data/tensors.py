@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -307,8 +308,13 @@ def _load_tiny_imagenet(root: Path, download: bool, verify: bool) -> TensorData:
 # --- scikit-learn digits (embedded, no download) ------------------------------------------------
 
 def _load_digits(root: Path, download: bool, verify: bool) -> TensorData:
+    # The first import of scikit-learn draws from Python's global RNG (rich, imported through
+    # sklearn.callback, seeds an id counter), after the run has seeded it: the first digits run in
+    # a process would differ from every later one (a sweep's job 0 from its job 1).
+    state = random.getstate()
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+    random.setstate(state)
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None]  # 8x8, values 0..16

@@ -32,8 +32,8 @@ def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task_label
             hits = ((model(xb, tb) if multi_head else model(xb)).argmax(dim=1) == yb).float()
             if groups is None:
                 correct += hits.sum()
-            else:  # weights, not a boolean mask: no host sync for a data-dependent shape
-                correct += torch.bincount(groups[part], weights=hits, minlength=n_groups)[:n_groups]
+            else:  # a fixed-size scatter: a boolean mask or bincount would wait for the device to size its output
+                correct.index_add_(0, groups[part], hits)
         return correct
     finally:
         for m, mode in zip(model.modules(), modes):

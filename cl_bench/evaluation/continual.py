@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+from avalanche.models import MultiTaskModule
 from avalanche.training.plugins import SupervisedPlugin
 
 from cl_bench.evaluation import schedule as schedules
@@ -84,18 +85,16 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
                 f.write("iteration,experience,task,accuracy\n")
 
     def _draw_subsets(self) -> None:
-        xs, ys, tasks, labels = [], [], [], []
+        xs, ys, tasks = [], [], []
         for i, (e, n) in enumerate(zip(self.experiences, self.sizes)):
             idx = torch.randperm(len(e.y_test), generator=self.generator)[:n]
             xs.append(e.x_test[idx])
             ys.append(e.y_test[idx])
             tasks.append(torch.full((n,), i, dtype=torch.long))
-            labels.append(torch.full((n,), e.task_label, dtype=torch.long))
         self.x = torch.cat(xs).to(self.device)
         self.y = torch.cat(ys).to(self.device)
         self.task_ids = torch.cat(tasks).to(self.device)
-        self.task_labels = torch.cat(labels).to(self.device)
-        self.offsets = np.cumsum([0, *self.sizes])
+        self.offsets = [int(o) for o in np.cumsum([0, *self.sizes])]
         self.task_sizes = torch.tensor(self.sizes, dtype=torch.float32, device=self.device)
 
     # --- the evaluation itself ------------------------------------------------------------------
@@ -110,9 +109,16 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         if self.resample_each_eval:
             self._draw_subsets()
         n_tasks = self._n_evaluated_tasks()
-        end = int(self.offsets[n_tasks])  # tasks are stored in order: the seen ones are a prefix
-        correct = count_correct(model, self.x[:end], self.y[:end], self.task_labels[:end], self.device,
-                                self.batch_size, groups=self.task_ids[:end], n_groups=n_tasks)
+        if isinstance(model, MultiTaskModule):
+            # One pass per task with its label known on the host: given a label tensor, the
+            # model's dispatch would read the labels back from the device (torch.unique, .item()).
+            correct = torch.cat([
+                count_correct(model, self.x[a:b], self.y[a:b], self.experiences[i].task_label, self.device, self.batch_size)
+                for i, (a, b) in enumerate(zip(self.offsets[:n_tasks], self.offsets[1:n_tasks + 1]))])
+        else:
+            end = int(self.offsets[n_tasks])  # tasks are stored in order: the seen ones are a prefix
+            correct = count_correct(model, self.x[:end], self.y[:end], 0, self.device, self.batch_size,
+                                    groups=self.task_ids[:end], n_groups=n_tasks)
         return correct / self.task_sizes[:n_tasks]
 
     def _record(self, strategy) -> None:
