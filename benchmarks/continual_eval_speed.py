@@ -13,6 +13,7 @@ experience, replay memory 2000. Measured in one process and printed:
 
     python benchmarks/continual_eval_speed.py                 # all three (plain Avalanche ~8 min)
     python benchmarks/continual_eval_speed.py --skip-avalanche
+    python benchmarks/continual_eval_speed.py --skip-avalanche --precision bf16   # everything in bf16 autocast
 """
 from __future__ import annotations
 
@@ -116,13 +117,21 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-avalanche", action="store_true", help="skip the ~8 minute plain-Avalanche run")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
+    from cl_bench.run import autocast
+
+    with autocast(args.precision, torch.device(args.device)):  # every forward here, Avalanche's too
+        measure(args)
+
+
+def measure(args) -> None:
     device = args.device
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        off = cl_bench_run(args.data_root, device, tmp / "off", ["eval=off"])
-        full = cl_bench_run(args.data_root, device, tmp / "full", ["eval.samples_per_task=-1", "eval.plot=false"])
-        default = cl_bench_run(args.data_root, device, tmp / "default", ["eval.plot=false"])
+        off = cl_bench_run(args.data_root, device, tmp / "off", ["eval=off", f"train.precision={args.precision}"])
+        full = cl_bench_run(args.data_root, device, tmp / "full", ["eval.samples_per_task=-1", "eval.plot=false", f"train.precision={args.precision}"])
+        default = cl_bench_run(args.data_root, device, tmp / "default", ["eval.plot=false", f"train.precision={args.precision}"])
         report(run="cl-bench eval=off", seconds=off["seconds"], train_s=off["train_time_s"], acc=off["metrics"]["acc"])
         report(run="cl-bench continual, full seen test sets", seconds=full["seconds"], train_s=full["train_time_s"],
                evaluator_s=full["continual_evaluation"]["eval_time_s"], evaluations=full["continual_evaluation"]["evaluations"])

@@ -48,10 +48,10 @@ SETTINGS = {
 CANDIDATES = {
     "every, period 5": Schedule("every", period=5),
     "every, period 10": Schedule("every", period=10),
-    "boundary_dense 25, then every 50": Schedule("boundary_dense", period=50, dense_updates=25),
-    "boundary_dense 50, then every 50": Schedule("boundary_dense", period=50, dense_updates=50),
-    "boundary_dense 50, then every 25": Schedule("boundary_dense", period=25, dense_updates=50),
-    "boundary_dense 100, then every 50": Schedule("boundary_dense", period=50, dense_updates=100),
+    "boundary_dense 25, then every 50": Schedule("boundary_dense", dense_updates=25, sparse_period=50),
+    "boundary_dense 50, then every 50": Schedule("boundary_dense", dense_updates=50, sparse_period=50),
+    "boundary_dense 50, then every 25": Schedule("boundary_dense", dense_updates=50, sparse_period=25),
+    "boundary_dense 100, then every 50": Schedule("boundary_dense", dense_updates=100, sparse_period=50),
     "budget 10": Schedule("budget", budget=10),
     "budget 20": Schedule("budget", budget=20),
     "budget 30": Schedule("budget", budget=30),
@@ -61,6 +61,7 @@ CANDIDATES = {
 TARGET = {"min_acc": 0.005, "wc_acc": 0.01, "wf10": 0.01, "sg": 0.01}
 REDUCTION = 5.0
 GROWTH_SIZES = (5, 10, 20, 50)
+EVERY = ["eval.schedule=every", "eval.period=1"]  # the reference protocol
 
 
 def report(**fields) -> None:
@@ -69,7 +70,8 @@ def report(**fields) -> None:
 
 def overrides_for(schedule: Schedule) -> list[str]:
     return [f"eval.schedule={schedule.name}", f"eval.period={schedule.period}",
-            f"eval.dense_updates={schedule.dense_updates}", f"eval.budget={schedule.budget}"]
+            f"eval.dense_updates={schedule.dense_updates}", f"eval.sparse_period={schedule.sparse_period}",
+            f"eval.budget={schedule.budget}"]
 
 
 def cl_bench(out: Path, overrides: list[str], data_root: Path) -> dict:
@@ -83,8 +85,8 @@ def cl_bench(out: Path, overrides: list[str], data_root: Path) -> dict:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
-            f"data.root={data_root}", "data.download=false", "logger=none", "eval.plot=false", "device=cpu",
-            "train.eval_batch_size=1024", *overrides])
+            f"data.root={data_root}", "data.download=false", "logger=none", "device=cpu", "train.eval_batch_size=1024",
+            *overrides, *([] if "eval=off" in overrides else ["eval.plot=false"])])
     results = run(cfg, out)
     if results["status"] != "completed":
         sys.exit(f"eval_schedules: {out} ended {results['status']}: {results.get('error')}")
@@ -118,7 +120,7 @@ def metrics_of(c: Curves) -> dict:
 def fidelity(args) -> dict:
     rows, reference = [], {}
     for name, overrides in SETTINGS.items():
-        results = cl_bench(args.runs / name / "every", overrides, args.data_root)
+        results = cl_bench(args.runs / name / "every", [*overrides, *EVERY], args.data_root)
         n_tasks = results["scenario"]["n_experiences"]
         dense = read_curves(args.runs / name / "every", n_tasks)
         reference[name] = (results, dense)
@@ -197,7 +199,7 @@ def avalanche_job(n_experiences: int, data_root: Path, workdir: Path) -> None:
     1000-sample test subsets through its periodic evaluation."""
     import torch
     from avalanche.benchmarks.classic import PermutedMNIST
-    from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.evaluation.metrics import accuracy_metrics
     from avalanche.models import SimpleMLP
     from avalanche.training import Replay
@@ -208,8 +210,7 @@ def avalanche_job(n_experiences: int, data_root: Path, workdir: Path) -> None:
         shutil.copytree(data_root / "MNIST" / "raw", raw)  # torchvision extracts beside them
     torch.manual_seed(0)
     bench = PermutedMNIST(n_experiences, seed=0, dataset_root=workdir)
-    subsets = [DatasetExperience(dataset=e.dataset.subset(range(1000)), current_experience=i)
-               for i, e in enumerate(bench.test_stream)]
+    subsets = benchmark_from_datasets(test=[e.dataset.subset(range(1000)) for e in bench.test_stream]).test_stream
     model = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0.0)
     strategy = Replay(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
                       criterion=torch.nn.CrossEntropyLoss(), mem_size=200, train_mb_size=128, train_epochs=1,
@@ -231,7 +232,7 @@ def growth(args) -> None:
         row = {"experiences": n}
         row["off"] = cl_bench(folder / "off", [*stream, "eval=off"], args.data_root)["wall_time_s"]
         if n <= args.every_up_to:
-            row["every"] = cl_bench(folder / "every", stream, args.data_root)["wall_time_s"]
+            row["every"] = cl_bench(folder / "every", [*stream, *EVERY], args.data_root)["wall_time_s"]
         row["best"] = cl_bench(folder / "best", [*stream, *overrides_for(CANDIDATES[best])], args.data_root)["wall_time_s"]
         report(**row)
         lines.append(row)

@@ -8,7 +8,9 @@ loggers, no loss metrics), so the ratio is not inflated by its progress bars.
 
     python benchmarks/split_mnist_speed.py                 # CPU, data from ../shared/data
     python benchmarks/split_mnist_speed.py --device cuda   # on a GPU machine
-Prints one JSON line per measured run and a final ratio line (Avalanche time / cl-bench time).
+    python benchmarks/split_mnist_speed.py --precisions fp32,bf16 --repeats 3   # cl-bench in both, alternating
+Prints one JSON line per measured run and a final ratio line (Avalanche time / cl-bench time), and
+with two precisions the bf16 / fp32 ratio of cl-bench's times.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def run_cl_bench(data_root: Path, device: str, seed: int, out: Path) -> dict:
+def run_cl_bench(data_root: Path, device: str, seed: int, out: Path, precision: str = "fp32") -> dict:
     from hydra import compose, initialize_config_dir
 
     from cl_bench.cli import CONFIG_DIR
@@ -39,6 +41,7 @@ def run_cl_bench(data_root: Path, device: str, seed: int, out: Path) -> dict:
             "strategy=replay", "strategy.mem_size=2000", "model=mlp", "optimizer=sgd",
             "optimizer.lr=0.01", "optimizer.momentum=0.9", "train.epochs=1", "train.batch_size=128",
             "train.eval_batch_size=1024", "eval=off", f"device={device}", f"seed={seed}",
+            f"train.precision={precision}", "logger=none",
         ])
     t0 = time.perf_counter()
     results = run(cfg, out)
@@ -75,7 +78,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=1, help="runs per side; the median is compared")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precisions", default="fp32", help="cl-bench's train.precision values, comma-separated")
     args = parser.parse_args()
+    precisions = args.precisions.split(",")
 
     raw = args.data_root / "MNIST" / "raw"
     if not raw.is_dir():
@@ -84,18 +89,23 @@ def main() -> None:
         # torchvision (Avalanche's loader) extracts the archives next to them: give it a copy.
         avalanche_root = Path(tmp) / "avalanche"
         shutil.copytree(raw, avalanche_root / "MNIST" / "raw")
-        times: dict[str, list[float]] = {"avalanche": [], "cl_bench": []}
+        sides = ["avalanche", *precisions]
+        times: dict[str, list[float]] = {side: [] for side in sides}
         for i in range(args.repeats):
-            for side in ("avalanche", "cl_bench"):  # alternate, so drift hits both sides alike
+            for side in sides:  # alternate, so drift hits every side alike
                 if side == "avalanche":
                     r = run_avalanche(avalanche_root, args.device, args.seed)
                 else:
-                    r = run_cl_bench(args.data_root, args.device, args.seed, Path(tmp) / f"run{i}")
+                    r = run_cl_bench(args.data_root, args.device, args.seed, Path(tmp) / f"run{i}_{side}", side)
                 times[side].append(r["seconds"])
-                print(json.dumps({"side": side, "repeat": i, "device": args.device, **r}), flush=True)
-    a, c = statistics.median(times["avalanche"]), statistics.median(times["cl_bench"])
-    print(f"ratio avalanche/cl-bench = {a / c:.2f}x  (avalanche {a:.1f} s, cl-bench {c:.1f} s, "
+                print(json.dumps({"side": side if side == "avalanche" else f"cl_bench {side}", "repeat": i,
+                                  "device": args.device, **r}), flush=True)
+    a, c = statistics.median(times["avalanche"]), statistics.median(times[precisions[0]])
+    print(f"ratio avalanche/cl-bench = {a / c:.2f}x  (avalanche {a:.1f} s, cl-bench {precisions[0]} {c:.1f} s, "
           f"median of {args.repeats}, device {args.device})")
+    for other in precisions[1:]:
+        o = statistics.median(times[other])
+        print(f"cl-bench {other} / {precisions[0]} = {o / c:.2f}x  ({o:.1f} s vs {c:.1f} s, median of {args.repeats})")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def test_evaluates_seen_tasks_after_every_update_and_before_each_experience(run_
 
 
 def test_period_and_unseen_tasks(run_job, tmp_path):
-    run_job(tiny(["strategy=naive", "train.batch_size=16", "eval.period=4", "eval.include_unseen=true"]))
+    run_job(tiny(["strategy=naive", "train.batch_size=16", "eval.schedule=every", "eval.period=4", "eval.include_unseen=true"]))
     rows = read_curves(tmp_path / "run")
     for k in range(5):
         iterations = sorted({it for it, exp, *_ in rows if exp == k})

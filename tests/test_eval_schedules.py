@@ -24,7 +24,7 @@ def test_a_budget_at_least_the_experience_evaluates_every_update():
 
 
 def test_boundary_dense_evaluates_each_early_update_then_every_period():
-    s = Schedule("boundary_dense", period=10, dense_updates=5)
+    s = Schedule("boundary_dense", dense_updates=5, sparse_period=10)
     assert [o for o in range(1, 41) if s.due(1000 + o, o, 40)] == [1, 2, 3, 4, 5, 10, 20, 30, 40]
 
 
@@ -46,13 +46,14 @@ def read(run_dir) -> Curves:
 
 
 @pytest.mark.parametrize("overrides,schedule", [
-    (["eval.schedule=boundary_dense", "eval.dense_updates=3", "eval.period=5"], Schedule("boundary_dense", 5, 3)),
+    (["eval.schedule=boundary_dense", "eval.dense_updates=3", "eval.sparse_period=5"],
+     Schedule("boundary_dense", dense_updates=3, sparse_period=5)),
     (["eval.schedule=budget", "eval.budget=4"], Schedule("budget", budget=4)),
-    (["eval.period=6"], Schedule("every", period=6)),
+    (["eval.schedule=every", "eval.period=6"], Schedule("every", period=6)),
 ])
 def test_a_sparse_run_records_the_dense_runs_points_its_schedule_names(overrides, schedule, run_job, tmp_path):
     common = tiny(["strategy=replay", "train.batch_size=16", "model.hidden_sizes=[32]"])
-    dense_results = run_job(common, name="dense")
+    dense_results = run_job([*common, "eval.schedule=every"], name="dense")
     sparse_results = run_job([*common, *overrides], name="sparse")
     dense, sparse = read(tmp_path / "dense"), read(tmp_path / "sparse")
     expected = thin(dense, schedule)

@@ -56,7 +56,7 @@ def test_group_mask_masks_only_classes_absent_from_the_minibatch():
 
 def test_plain_sgd_with_group_mask_accumulates_knowledge_on_a_long_stream(run_job, tmp_path):
     results = run_job(["scenario=scole_digits", "scenario.n_tasks=120", "strategy=naive", "train.epochs=1",
-                       "+addons=group_mask", "eval.period=20", "eval.samples_per_task=30"], name="scole")
+                       "+addons=group_mask", "eval.schedule=every", "eval.period=20", "eval.samples_per_task=30"], name="scole")
     R = torch.tensor(results["acc_matrix"])
     assert R.shape == (120, 10)
     per_task = R.mean(dim=1)

@@ -209,7 +209,7 @@ def from_config(e, scenario, device, batch_size: int, curves_path, all_tasks_see
     """The evaluator `eval=continual` asks for, or None for `eval=off`."""
     if e.name == "off":
         return None
-    schedule = schedules.Schedule(str(e.schedule), int(e.period), int(e.dense_updates), int(e.budget))
+    schedule = schedules.Schedule(str(e.schedule), int(e.period), int(e.dense_updates), int(e.sparse_period), int(e.budget))
     return ContinualEvaluationPlugin(
         scenario.evaluation_sets, device, samples_per_task=int(e.samples_per_task), schedule=schedule,
         include_unseen=bool(e.include_unseen), resample_each_eval=bool(e.resample_each_eval),
@@ -226,7 +226,7 @@ def summarize(e, plugin: ContinualEvaluationPlugin, follows_tasks: bool) -> tupl
                                 eps=float(e.recovery_eps)) if follows_tasks else {}
     protocol = {
         "schedule": str(e.schedule), "period": int(e.period), "dense_updates": int(e.dense_updates),
-        "budget": int(e.budget), "samples_per_task": plugin.sizes, "subset_seed": int(e.subset_seed),
+        "sparse_period": int(e.sparse_period), "budget": int(e.budget), "samples_per_task": plugin.sizes, "subset_seed": int(e.subset_seed),
         "resample_each_eval": bool(e.resample_each_eval), "include_unseen": bool(e.include_unseen),
         "windows": [int(w) for w in e.windows], "lca_beta": int(e.lca_beta), "recovery_eps": float(e.recovery_eps),
         "indexing": "after the updates the schedule names, plus one before each experience's first update and one after "

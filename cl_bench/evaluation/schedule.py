@@ -7,7 +7,7 @@ always measured. In between, with `offset` = updates done in the current experie
     every           after every `period`-th update of the stream: De Lange et al.'s protocol, the
                     default. Its cost grows as updates x seen tasks.
     boundary_dense  after each of the first `dense_updates` updates of an experience (where the
-                    stability gap opens and closes), then after every `period`-th update of it.
+                    stability gap opens and closes), then after every `sparse_period`-th update of it.
     budget          `budget` evaluations per experience: one after each update while a geometric
                     progression from 1 to the experience's length would put them less than an
                     update apart, geometrically sparser after it, the last after the last update.
@@ -27,7 +27,7 @@ from cl_bench.evaluation.stability import Curves
 from cl_bench.rules import at_least, one_of
 
 SCHEDULES = ("every", "boundary_dense", "budget")
-RULES = {"schedule": one_of(*SCHEDULES), "dense_updates": at_least(1), "budget": at_least(1)}
+RULES = {"schedule": one_of(*SCHEDULES), "dense_updates": at_least(1), "sparse_period": at_least(1), "budget": at_least(1)}
 
 
 @lru_cache(maxsize=64)
@@ -50,7 +50,8 @@ def budget_offsets(budget: int, span: int) -> frozenset[int]:
 class Schedule:
     name: str = "every"
     period: int = 1
-    dense_updates: int = 100
+    dense_updates: int = 25
+    sparse_period: int = 50
     budget: int = 20
 
     def due(self, update: int, offset: int, span: int) -> bool:
@@ -60,7 +61,7 @@ class Schedule:
         if self.name == "every":
             return update % self.period == 0
         if self.name == "boundary_dense":
-            return offset <= self.dense_updates or offset % self.period == 0
+            return offset <= self.dense_updates or offset % self.sparse_period == 0
         return offset in budget_offsets(self.budget, span)
 
 
