@@ -75,6 +75,12 @@ def factor(s, t: int, total: int, lr: float) -> float:
     raise ValueError(f"unknown schedule {name!r}")  # RULES rejects it first
 
 
+def planned_updates(strategy) -> int:
+    """Updates the strategy will make in the experience it starts: its own loader knows its length
+    (replay loaders, memory-only training included)."""
+    return len(strategy.dataloader) * int(strategy.train_epochs)
+
+
 class LearningRateSchedule(SupervisedPlugin):
     """Sets every parameter group's learning rate before each update and records it.
 
@@ -95,8 +101,7 @@ class LearningRateSchedule(SupervisedPlugin):
     def before_training_exp(self, strategy, **kwargs):
         self.experience = int(strategy.experience.current_experience)
         self.in_experience = 0
-        # The strategy's own loader knows its length (replay loaders, memory-only training included).
-        self.span = len(strategy.dataloader) * int(strategy.train_epochs)
+        self.span = planned_updates(strategy)
 
     def before_training_iteration(self, strategy, **kwargs):
         per_experience = self.s.scope == "experience"

@@ -3,10 +3,10 @@ points its schedule names (what benchmarks/eval_schedules.py relies on)."""
 import numpy as np
 import pytest
 
+from cl_bench.evaluation.continual import load_curves
 from cl_bench.evaluation.schedule import Schedule, budget_offsets, thin
 from cl_bench.evaluation.stability import Curves, continual_metrics
 from tests.conftest import tiny
-from tests.test_continual_evaluation import read_curves
 
 
 @pytest.mark.parametrize("budget,span", [(20, 94), (20, 469), (7, 8), (30, 4690), (2, 50), (1, 50)])
@@ -34,15 +34,7 @@ def test_every_counts_updates_of_the_stream():
 
 
 def read(run_dir) -> Curves:
-    """Curves from a run's curves.csv; experience k ends at its last evaluation's update count."""
-    rows = read_curves(run_dir)
-    points = sorted({(it, exp) for it, exp, _, _ in rows})
-    index = {p: r for r, p in enumerate(points)}
-    accuracy = np.full((len(points), 5), np.nan)
-    for it, exp, task, acc in rows:
-        accuracy[index[(it, exp)], task] = acc
-    task_end = [max(it for it, exp in points if exp == k) for k in range(5)]
-    return Curves(np.array([p[0] for p in points]), np.array([p[1] for p in points]), accuracy, task_end)
+    return load_curves(run_dir / "curves.csv")
 
 
 @pytest.mark.parametrize("overrides,schedule", [

@@ -1,5 +1,5 @@
 """Continual evaluation: accuracy on every seen task after the optimizer updates its schedule
-names (after every update by default), plus once before the first update of each experience and
+names, plus once before the first update of each experience and
 once after its last (De Lange et al., ICLR 2023; schedules in cl_bench/evaluation/schedule.py).
 
 Cheap by construction: each task's evaluation subset is drawn once, kept on the training device
@@ -22,6 +22,7 @@ from cl_bench.evaluation import schedule as schedules
 from cl_bench.evaluation.accuracy import count_correct
 from cl_bench.evaluation.stability import Curves, continual_metrics
 from cl_bench.rules import Rule, at_least, each, number_at_least
+from cl_bench.schedules import planned_updates
 from cl_bench.scenarios.base import Experience
 
 # The `eval` group's keys (conf/eval/continual.yaml), checked before anything is built.
@@ -132,8 +133,7 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
     def before_training_exp(self, strategy, **kwargs):
         self.current = len(self.task_end)
         self.in_experience = 0
-        # The strategy's own loader knows its length (replay loaders, memory-only training included).
-        self.span = len(strategy.dataloader) * int(strategy.train_epochs)
+        self.span = planned_updates(strategy)
         self._record(strategy)
 
     def after_training_iteration(self, strategy, **kwargs):
@@ -203,6 +203,23 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         )
 
 
+def load_curves(path) -> Curves:
+    """A run's curves.csv back as Curves; experience k ends at its last evaluation's update count
+    (every schedule evaluates after an experience's last update)."""
+    import csv
+
+    with open(path) as f:
+        rows = [(int(r["iteration"]), int(r["experience"]), int(r["task"]), float(r["accuracy"])) for r in csv.DictReader(f)]
+    points = sorted({(it, exp) for it, exp, _, _ in rows})
+    index = {p: r for r, p in enumerate(points)}
+    n_experiences = max(exp for _, exp in points) + 1
+    accuracy = np.full((len(points), max(n_experiences, max(t for _, _, t, _ in rows) + 1)), np.nan)
+    for it, exp, task, acc in rows:
+        accuracy[index[(it, exp)], task] = acc
+    task_end = [max(it for it, exp in points if exp == k) for k in range(n_experiences)]
+    return Curves(np.array([p[0] for p in points]), np.array([p[1] for p in points]), accuracy, task_end)
+
+
 # --- the `eval` config group --------------------------------------------------------------------
 
 def from_config(e, scenario, device, batch_size: int, curves_path, all_tasks_seen: bool):
@@ -230,7 +247,7 @@ def summarize(e, plugin: ContinualEvaluationPlugin, follows_tasks: bool) -> tupl
         "resample_each_eval": bool(e.resample_each_eval), "include_unseen": bool(e.include_unseen),
         "windows": [int(w) for w in e.windows], "lca_beta": int(e.lca_beta), "recovery_eps": float(e.recovery_eps),
         "indexing": "after the updates the schedule names, plus one before each experience's first update and one after "
-                    "its last; windows and LCA counted in updates",
+                    "its last; windows and LCA counted in training steps (updates and experience switches)",
         "evaluations": len(curves.iteration), "eval_time_s": plugin.seconds,
     }
     return metrics, protocol, curves

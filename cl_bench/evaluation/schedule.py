@@ -4,16 +4,17 @@ Every schedule evaluates once before each experience's first update (offset 0 be
 after its last update, so the accuracies the metrics take as references (A(E_i, f_{t_k})) are
 always measured. In between, with `offset` = updates done in the current experience:
 
-    every           after every `period`-th update of the stream: De Lange et al.'s protocol, the
-                    default. Its cost grows as updates x seen tasks.
+    every           after every `period`-th update of the stream: De Lange et al.'s protocol. Its
+                    cost grows as updates x seen tasks.
     boundary_dense  after each of the first `dense_updates` updates of an experience (where the
                     stability gap opens and closes), then after every `sparse_period`-th update of it.
+                    The default (25, then every 50th), chosen by benchmarks/eval_schedules.py.
     budget          `budget` evaluations per experience: one after each update while a geometric
                     progression from 1 to the experience's length would put them less than an
                     update apart, geometrically sparser after it, the last after the last update.
 
 Metrics are computed from the recorded (update, accuracy) points and their windows are counted in
-updates (cl_bench/evaluation/stability.py), so a metric means the same under every schedule; a
+training steps (cl_bench/evaluation/stability.py), so a metric means the same under every schedule; a
 sparse schedule can only miss extremes between its points.
 """
 from __future__ import annotations
