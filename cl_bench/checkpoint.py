@@ -1,6 +1,8 @@
-"""Checkpoints at experience boundaries: a killed run, started again with the same command in the
-same run folder, resumes after the last finished experience and ends exactly as an
-uninterrupted run would (same acc_matrix, curves and metrics).
+"""Checkpoints: a killed run, started again with the same command in the same run folder, resumes
+from its last checkpoint and ends exactly as an uninterrupted run would (same acc_matrix, curves
+and metrics). One is written at every experience boundary (`checkpoint.pt`) and, inside an
+experience, every `checkpoint.every_updates` updates / `checkpoint.every_seconds` seconds and on
+preemption (`checkpoint_midway.pt`, cl_bench/midway.py says how training gets back to it).
 
 A checkpoint holds the model, the optimizer, Avalanche's clock, every RNG, the run's progress
 (task-end rows, times) and the state of each plugin and of the strategy itself. It is tensors
@@ -24,19 +26,19 @@ import numpy as np
 import torch
 
 from cl_bench.errors import CheckpointError
-from cl_bench.results.run_folder import CHECKPOINT, PROGRESS, append_jsonl, write_atomic
+from cl_bench.results.run_folder import CHECKPOINT, MIDWAY_CHECKPOINT, PROGRESS, append_jsonl, write_atomic
 
 FORMAT = 1
 
 
 # --- RNGs ---------------------------------------------------------------------------------------
 
-def rng_state() -> dict:
+def rng_state(cuda: bool = True) -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                        "has_gauss": int(has_gauss), "gauss": float(gauss)}}
-    if torch.cuda.is_available():
+    if cuda and torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -130,24 +132,57 @@ def restore(strategy, state: dict, device: torch.device) -> None:
     set_rng_state(state["rng"])  # last: nothing above may draw from the restored streams
 
 
-# --- the run folder at a boundary ---------------------------------------------------------------
+# --- the run folder ---------------------------------------------------------------------------
 
 def write(output_dir: Path, strategy, progress: dict, config: dict, started: float, writes: dict) -> None:
-    """Checkpoint at an experience boundary; `writes` counts this process's writes, seconds, bytes."""
+    """Checkpoint at an experience boundary; `writes` counts this process's writes, seconds, bytes.
+    The midway checkpoint of the experience just finished is behind it now."""
     t0 = time.perf_counter()
     progress = {**progress, "wall_time_s": progress["wall_time_s"] + t0 - started}
     size = save(Path(output_dir) / CHECKPOINT, capture(strategy, progress, config))
+    (Path(output_dir) / MIDWAY_CHECKPOINT).unlink(missing_ok=True)
     writes.update(writes=writes["writes"] + 1, seconds=writes["seconds"] + time.perf_counter() - t0, bytes=size)
 
 
-def resume(saved: dict, strategy, device, continual, trackers, output_dir: Path, commit: str | None) -> dict:
-    """Restore the strategy from a checkpoint and bring the run folder and the trackers back to
-    that boundary: a kill after it may have left later lines, and a tracker starts a new run.
-    Returns the run's progress (task-end rows, times, resumptions, commits)."""
-    restore(strategy, saved, device)
-    progress = saved["progress"]
+def write_midway(output_dir: Path, strategy, progress: dict, config: dict, started: float, writes: dict,
+                 position: dict, experience_started: float) -> None:
+    """Checkpoint inside an experience, at `position` (cl_bench/midway.py); the training time of
+    the experience so far is in its progress."""
+    t0 = time.perf_counter()
+    progress = {**progress, "wall_time_s": progress["wall_time_s"] + t0 - started,
+                "train_time_s": progress["train_time_s"] + t0 - experience_started}
+    state = capture(strategy, progress, config)
+    size = save(Path(output_dir) / MIDWAY_CHECKPOINT, {**position, "format": FORMAT, "config": config, "state": state})
+    writes.update(writes=writes["writes"] + 1, seconds=writes["seconds"] + time.perf_counter() - t0, bytes=size)
+
+
+def load_midway(output_dir: Path, device, boundary: dict | None) -> dict | None:
+    """The midway checkpoint to resume at: the one written after `boundary` (a kill between a
+    boundary write and the midway file's removal leaves an older one behind: it is dropped)."""
+    path = Path(output_dir) / MIDWAY_CHECKPOINT
+    if not path.exists():
+        return None
+    saved = load(path, device)
+    done = 0 if boundary is None else len(boundary["progress"]["acc_matrix"])
+    if len(saved["state"]["progress"]["acc_matrix"]) != done:
+        path.unlink()
+        return None
+    return saved
+
+
+def resume(boundary: dict | None, midway: dict | None, strategy, device, continual, trackers, output_dir: Path,
+           commit: str | None) -> dict:
+    """Restore the strategy from the boundary checkpoint (the midway one is loaded when training
+    reaches it) and bring the run folder and the trackers back to that boundary: a kill after it
+    may have left later lines, and a tracker starts a new run. Returns the run's progress (task-end
+    rows, times, resumptions, commits), the midway checkpoint's when there is one."""
+    if boundary is not None:
+        restore(strategy, boundary, device)
+    progress = (midway["state"] if midway is not None else boundary)["progress"]
     done = len(progress["acc_matrix"])
+    clock = (midway["state"] if midway is not None else boundary)["clock"]
     progress["resumed_from"] = [*progress["resumed_from"], done]
+    progress["resumed_at_update"] = [*progress.get("resumed_at_update", []), clock["train_iterations"]]
     progress["commits"] = [*progress["commits"], commit]
     if len(set(progress["commits"])) > 1:
         print(f"cl-bench: warning: this run was started at commit {progress['commits'][0]} and resumes at "
@@ -156,5 +191,6 @@ def resume(saved: dict, strategy, device, continual, trackers, output_dir: Path,
     for k, row in enumerate(progress["acc_matrix"]):
         append_jsonl(Path(output_dir) / PROGRESS, {"experience": k, "accuracy": row})
         trackers.log_experience(k, [r for r in curve_rows if r[1] == k], row)
-    print(f"cl-bench: resuming {output_dir} after experience {done} of its checkpoint", flush=True)
+    where = f"update {clock['train_iterations']}, inside experience {done}" if midway is not None else f"experience {done}"
+    print(f"cl-bench: resuming {output_dir} after {where} of its checkpoint", flush=True)
     return progress

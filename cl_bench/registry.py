@@ -11,8 +11,11 @@ scenario, model, add-on or logger can live outside this repo.
 What a component declares where it registers, so that the run checks it before building anything
 (Mammoth-style), for plugins as for our own code:
 - `rules`: constraints on its own config keys (`cl_bench.rules`);
-- strategies only: the `settings` they run in (class-, domain-, task-incremental) and whether they
-  train `offline` (once, on the whole stream, like joint training).
+- strategies only: the `settings` they run in (class-, domain-, task-incremental), whether they
+  train `offline` (once, on the whole stream, like joint training), and whether they
+  `resume_midway`: their state inside an experience (running sums, positions of iterators over a
+  memory) is in their `state_dict`, so a run resumes from a checkpoint inside an experience
+  (cl_bench/midway.py); the others resume from the experience's start.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class Entry:
     rules: dict[str, Rule] = field(default_factory=dict)
     settings: tuple[str, ...] = SETTINGS
     offline: bool = False
+    resume_midway: bool = True
 
 
 class Registry:
@@ -47,7 +51,7 @@ class Registry:
         self._loaded = False
 
     def register(self, name: str, *, rules: dict[str, Rule] | None = None, **traits) -> Callable[[Callable], Callable]:
-        unknown = set(traits) - {"settings", "offline"}
+        unknown = set(traits) - {"settings", "offline", "resume_midway"}
         if unknown:
             raise TypeError(f"{self.kind} '{name}': unknown registration argument(s) {', '.join(sorted(unknown))}")
         bad = set(traits.get("settings", ())) - set(SETTINGS)
@@ -132,6 +136,14 @@ def check_components(cfg) -> None:
         ADDONS.check(name, addon_cfg, f"addons.{name}")
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         LOGGERS.check(name, logger_cfg, f"logger.{name}")
+
+
+def check_midway(strategy: str, every_updates) -> None:
+    """Checkpoints by update count ask for resuming inside an experience: a strategy that cannot
+    says so before training instead of quietly resuming from the experience's start."""
+    if every_updates is not None and not STRATEGIES.entry(strategy).resume_midway:
+        raise ConfigError(f"strategy '{strategy}' resumes only from experience boundaries (its state inside an experience "
+                          f"is not checkpointed); remove checkpoint.every_updates")
 
 
 def check_pairing(strategy: str, scenario: str, setting: str) -> None:

@@ -1,6 +1,7 @@
 """One run: build everything from the config, train experience by experience (continual
 evaluation rides along as a plugin), evaluate on every experience's full test set after each,
-checkpoint at each experience boundary, and finish with the metrics, curves, plot and weights.
+checkpoint at each experience boundary (and inside experiences, cl_bench/midway.py), and finish
+with the metrics, curves, plot and weights.
 
 `run()` is the wrapper (a finished run is not trained again; the results file is written whatever
 happens, with the status, times and memory); `train_and_evaluate()` is the run itself, top to
@@ -21,15 +22,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from cl_bench import checkpoint
+from cl_bench import checkpoint, preemption
 from cl_bench.data import DataSource
 from cl_bench.divergence import Diverged, DivergenceGuard
 from cl_bench.errors import ConfigError
 from cl_bench.evaluation import continual as continual_evaluation
 from cl_bench.evaluation.accuracy import evaluate_experiences
 from cl_bench.evaluation.task_end import task_end_metrics
+from cl_bench.midway import MidwayCheckpoints
 from cl_bench.progress import ProgressBar
-from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES, check_components, check_pairing
+from cl_bench.registry import ADDONS, LOGGERS, MODELS, SCENARIOS, STRATEGIES, check_components, check_midway, check_pairing
 from cl_bench.results import run_folder as files
 from cl_bench.results.footprint import held_memory_bytes
 from cl_bench.results.provenance import git_commit, package_versions, peak_memory_mb
@@ -145,8 +147,11 @@ class Attempt:
 
     def __exit__(self, kind, exc, tb) -> bool:
         results = self.results
-        failed = kind is not None and not issubclass(kind, Diverged)
-        if kind is not None and not failed:
+        preempted = kind is not None and issubclass(kind, preemption.Preempted)
+        failed = kind is not None and not issubclass(kind, (Diverged, preemption.Preempted))
+        if preempted:  # checkpoint written: the same command resumes it
+            results.update(status="preempted", error=str(exc))
+        elif kind is not None and not failed:
             # Not an error of the code or the config's form: a result ("this setting diverges").
             # No metrics: rows measured before the blow-up must not read as a finished run.
             results.update(status="diverged", diverged_at=exc.where, error=str(exc), metrics={})
@@ -155,14 +160,15 @@ class Attempt:
             results["status"] = "failed"
             results["error"] = "".join(traceback.format_exception_only(kind, exc)).strip()
         results["wall_time_s"] = self.progress["wall_time_s"] + time.perf_counter() - self.started
-        if not failed:  # a finished run (completed or diverged) is not resumed; a failed one can be
+        if not failed and not preempted:  # a finished run (completed or diverged) is not resumed; a failed one can be
             (self.output_dir / files.CHECKPOINT).unlink(missing_ok=True)
+            (self.output_dir / files.MIDWAY_CHECKPOINT).unlink(missing_ok=True)
         torch.use_deterministic_algorithms(self.kernels[0])
         torch.backends.cudnn.benchmark = self.kernels[1]
         results["peak_memory"] = peak_memory_mb(self.device)
         files.write_json_atomic(self.output_dir / files.RESULTS, results)
         self.trackers.finish(failed)
-        return not failed  # a divergence is handled; anything else propagates
+        return not failed and not preempted  # a divergence is handled; anything else propagates
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict:
@@ -174,8 +180,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         print(f"cl-bench: {output_dir} already holds this run ({previous['status']}); "
               f"use another run directory to run it again", flush=True)
         return previous
-    with Attempt(cfg, config, output_dir) as attempt:
-        train_and_evaluate(cfg, output_dir, attempt)
+    try:
+        with preemption.stop_on_signals(), Attempt(cfg, config, output_dir) as attempt:
+            train_and_evaluate(cfg, output_dir, attempt)
+    except preemption.Preempted as stop:
+        print(f"cl-bench: {output_dir}: {stop}; the same command resumes it", flush=True)
+        preemption.hand_over(stop.signum)
     if attempt.results["metrics"]:  # a run stopped by divergence has no table to show
         print(format_summary(attempt.results))
     return attempt.results
@@ -193,6 +203,9 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     if (output_dir / files.CHECKPOINT).exists():  # a run killed in this folder: resume it
         saved = checkpoint.load(output_dir / files.CHECKPOINT, device)
         files.check_same_config(output_dir / files.CHECKPOINT, saved["config"], results["config"])
+    midway = checkpoint.load_midway(output_dir, device, saved)
+    if midway is not None:
+        files.check_same_config(output_dir / files.MIDWAY_CHECKPOINT, midway["config"], results["config"])
     trackers = attempt.trackers = SafeTrackers([LOGGERS.build(n, c) for n, c in (cfg.get("logger") or {}).items()])
     info = run_info(seed, output_dir)
     results["overrides"] = info.overrides  # with the commit, what reproduces this run
@@ -204,6 +217,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     results["scenario"] = scenario.describe()
     method = STRATEGIES.entry(cfg.strategy.name)
     check_pairing(cfg.strategy.name, scenario.name, scenario.setting)
+    check_midway(cfg.strategy.name, cfg.checkpoint.every_updates)
     model = MODELS.build(cfg.model.name, cfg.model, scenario.n_classes, scenario.input_shape, scenario.n_heads)
     if cfg.train.precision == "bf16":
         model.register_forward_hook(fp32_output)
@@ -216,11 +230,17 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     lr_schedule = LearningRateSchedule(cfg.schedule, stream_updates(scenario, epochs, int(cfg.train.batch_size), method.offline),
                                        output_dir / files.LEARNING_RATES)
     addons = [ADDONS.build(name, addon_cfg, seed=seed) for name, addon_cfg in cfg.get("addons", {}).items()]
+    writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
+    midway_checkpoints = MidwayCheckpoints(
+        cfg.checkpoint.every_updates, cfg.checkpoint.every_seconds, enabled=method.resume_midway, device=device,
+        write=lambda strategy, position: checkpoint.write_midway(
+            output_dir, strategy, attempt.progress, results["config"], attempt.started, writes, position, experience_started))
     strategy = method.builder(
         cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
         train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0], eval_mb_size=eval_batch, device=device,
         evaluator=quiet_evaluator(),
-        plugins=[lr_schedule, *addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard()],
+        plugins=[lr_schedule, *addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard(),
+                 midway_checkpoints],  # last: it writes the state after every other plugin's update
     )
     train_stream = scenario.benchmark.train_stream
     # An offline method (joint training) trains once on the whole stream: one row of results.
@@ -229,17 +249,18 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     # --- train, experience by experience ---
     progress = attempt.progress = {"acc_matrix": [], "train_time_s": 0.0, "wall_time_s": 0.0, "resumed_from": [],
                                    "commits": [git_commit()]}
-    writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
     (output_dir / files.PROGRESS).unlink(missing_ok=True)  # rewritten from what this run keeps
-    if saved is not None:
-        progress = attempt.progress = checkpoint.resume(saved, strategy, device, continual, trackers, output_dir,
+    if saved is not None or midway is not None:
+        progress = attempt.progress = checkpoint.resume(saved, midway, strategy, device, continual, trackers, output_dir,
                                                         git_commit())
+        if midway is not None:
+            midway_checkpoints.resume_from(midway)
     results["acc_matrix"] = progress["acc_matrix"]
     logged_rows = len(continual.rows) if continual else 0
     logged_rates = len(lr_schedule.rows)  # a resumed run logged the earlier ones before it was killed
     for k in range(len(progress["acc_matrix"]), len(steps)):
         strategy.train_epochs = epochs[k]
-        t0 = time.perf_counter()
+        t0 = experience_started = time.perf_counter()
         with autocast(cfg.train.precision, device):
             strategy.train(steps[k], eval_streams=[])
         progress["train_time_s"] += time.perf_counter() - t0
@@ -254,12 +275,15 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         logged_rates = len(lr_schedule.rows)
         if k + 1 < len(steps):
             checkpoint.write(output_dir, strategy, progress, results["config"], attempt.started, writes)
+            if preemption.requested():
+                raise preemption.Preempted(preemption.requested())
 
     # --- finish ---
     results["metrics"] = task_end_metrics(results["acc_matrix"], [len(e.y_test) for e in scenario.evaluation_sets])
     results["train_time_s"] = progress["train_time_s"]
     if progress["resumed_from"]:
         results["resumed_from"] = progress["resumed_from"]  # experiences done when each resumption began
+        results["resumed_at_update"] = progress["resumed_at_update"]  # and updates
         if len(set(progress["commits"])) > 1:  # code changed between attempts: say so with the numbers
             results["git_commits"] = progress["commits"]
     if continual:

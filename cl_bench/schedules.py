@@ -122,10 +122,10 @@ class LearningRateSchedule(SupervisedPlugin):
         self._written = len(self.rows)
 
     def state_dict(self) -> dict:
-        return {"update": self.update, "rows": [list(r) for r in self.rows]}
+        return {"update": self.update, "in_experience": self.in_experience, "rows": [list(r) for r in self.rows]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.update = int(state["update"])
+        self.update, self.in_experience = int(state["update"]), int(state["in_experience"])
         self.rows = [(int(u), int(e), float(lr)) for u, e, lr in state["rows"]]
         self._written = 0
         if self.path is not None:

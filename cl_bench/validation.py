@@ -32,6 +32,8 @@ RUN_RULES = {
     "train.batch_size": at_least(1),
     "train.eval_batch_size": at_least(1),
     "train.precision": one_of("fp32", "bf16"),
+    "checkpoint.every_updates": at_least(1),
+    "checkpoint.every_seconds": positive(),
     "optimizer.lr": positive(),
     "optimizer.momentum": between(0, 1, high_open=True),
     "optimizer.weight_decay": number_at_least(0),

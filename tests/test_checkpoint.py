@@ -1,6 +1,7 @@
 """Checkpoints and resume: a run interrupted mid-experience and started again in the same folder
-ends with exactly the results of an uninterrupted run, for every strategy and add-on; a crafted
-checkpoint never runs code; a checkpoint from another config is refused."""
+ends with exactly the results of an uninterrupted run, for every strategy and add-on, whether it
+resumes from the experience's start or from a checkpoint inside it; a crafted checkpoint never
+runs code; a checkpoint from another config is refused."""
 import json
 import os
 import pickle
@@ -14,12 +15,15 @@ import pytest
 
 from cl_bench.errors import CheckpointError
 from cl_bench.results.run_folder import CHECKPOINT as CHECKPOINT_FILE
+from cl_bench.results.run_folder import MIDWAY_CHECKPOINT as MIDWAY_FILE
 from cl_bench.divergence import DivergenceGuard
-from cl_bench.registry import list_strategies
+from cl_bench.errors import ConfigError
+from cl_bench.registry import STRATEGIES, list_strategies
 from tests.conftest import REPO, on_default_stream, tiny
 
 STABLE = ("acc_matrix", "metrics")
 KILL_AT = 12  # total training iterations: split_digits has ~5 per experience at batch 64
+MIDWAY_EVERY = 2  # updates between checkpoints inside an experience, where a test asks for them
 
 
 class Killed(BaseException):
@@ -62,8 +66,8 @@ def interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path, kill_at
     interrupt_at(kill_at)
     with pytest.raises(Killed):
         run_job(overrides, name="b")
-    had_checkpoint = (tmp_path / "b" / CHECKPOINT_FILE).exists()
-    return run_job(overrides, name="b"), had_checkpoint
+    had = {name: (tmp_path / "b" / name).exists() for name in (CHECKPOINT_FILE, MIDWAY_FILE)}
+    return run_job(overrides, name="b"), had
 
 
 CASES = [
@@ -89,12 +93,19 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("midway", [False, True], ids=["from the experience's start", "from inside the experience"])
 @pytest.mark.parametrize("overrides", CASES, ids=[" ".join(c) for c in CASES])
-def test_interrupted_run_resumes_to_identical_results(overrides, run_job, interrupt_at, count_updates, tmp_path):
+def test_interrupted_run_resumes_to_identical_results(overrides, midway, run_job, interrupt_at, count_updates, tmp_path):
     overrides = tiny(["model.hidden_sizes=[32]", "seed=3", *overrides])
-    a = run_job(overrides, name="a")
+    a = run_job(overrides, name="a")  # no checkpoint inside an experience: runs this short take none by time
     halfway = count_updates["updates"] // 2  # stop before the update halfway through the run
-    b, had_checkpoint = interrupted_then_resumed(run_job, interrupt_at, overrides, tmp_path, kill_at=halfway)
+    strategy = next(o for o in overrides if o.startswith("strategy=")).split("=")[1]
+    if midway and not STRATEGIES.entry(strategy).resume_midway:
+        with pytest.raises(ConfigError, match=f"strategy '{strategy}' resumes only from experience boundaries"):
+            run_job([*overrides, f"checkpoint.every_updates={MIDWAY_EVERY}"], name="refused")
+        midway = False  # by time or on preemption it resumes from the experience's start
+    resumed = [*overrides, f"checkpoint.every_updates={MIDWAY_EVERY}"] if midway else overrides
+    b, had = interrupted_then_resumed(run_job, interrupt_at, resumed, tmp_path, kill_at=halfway)
     assert b["status"] == "completed"
     assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
     for name in ("curves.csv", "lr.csv", "task_end.csv", "summary.csv"):  # the CSV logger's files are whole again
@@ -102,12 +113,17 @@ def test_interrupted_run_resumes_to_identical_results(overrides, run_job, interr
             assert (tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text()
     progress = (tmp_path / "b" / "progress.jsonl").read_text().splitlines()
     assert [json.loads(line)["accuracy"] for line in progress] == a["acc_matrix"]
-    if "strategy=joint" in overrides:  # one step, no boundary inside: it starts over
-        assert not had_checkpoint and "resumed_from" not in b
+    n = len(a["acc_matrix"])
+    if midway and had[MIDWAY_FILE]:  # from inside the experience, where the last checkpoint before the kill was
+        assert 0 < b["resumed_at_update"][0] <= halfway and b["resumed_from"][0] < n
+    elif midway:  # few-shot experiences (MIDWAY_EVERY updates or fewer) have no inside: resumed at a boundary
+        assert any(o.startswith("scenario=") for o in overrides) and had[CHECKPOINT_FILE]
+    elif "strategy=joint" in overrides:  # one step, no boundary inside: it starts over
+        assert not any(had.values()) and "resumed_from" not in b
     else:
-        n = len(a["acc_matrix"])
-        assert had_checkpoint and b["resumed_from"] == [b["resumed_from"][0]] and 1 <= b["resumed_from"][0] < n
-    assert not (tmp_path / "b" / CHECKPOINT_FILE).exists()  # a finished run leaves none behind
+        assert had[CHECKPOINT_FILE] and b["resumed_from"] == [b["resumed_from"][0]] and 1 <= b["resumed_from"][0] < n
+    for name in (CHECKPOINT_FILE, MIDWAY_FILE):  # a finished run leaves none behind
+        assert not (tmp_path / "b" / name).exists()
 
 
 def test_a_run_resumes_more_than_once(run_job, interrupt_at, tmp_path):

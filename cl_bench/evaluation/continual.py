@@ -176,6 +176,7 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         self.flush()
         return {
             "updates": self.updates, "current": self.current, "seconds": self.seconds, "task_end": list(self.task_end),
+            "in_experience": self.in_experience, "last_evaluated": self.last_evaluated,  # inside an experience
             "generator": self.generator.get_state(),
             "iterations": [r[0] for r in self.rows], "experiences": [r[1] for r in self.rows],
             "accuracy": torch.from_numpy(np.stack([r[2] for r in self.rows])) if self.rows else None,
@@ -183,6 +184,7 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
 
     def load_state_dict(self, state: dict) -> None:
         self.updates, self.current, self.seconds = state["updates"], state["current"], state["seconds"]
+        self.in_experience, self.last_evaluated = state["in_experience"], state["last_evaluated"]
         self.task_end = list(state["task_end"])
         self.generator.set_state(state["generator"].cpu())
         accuracy = [] if state["accuracy"] is None else state["accuracy"].cpu().numpy()

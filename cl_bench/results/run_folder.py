@@ -5,7 +5,8 @@ Every reader (resume, leaderboards, the sweep report, trackers) takes these from
     <run dir>/results.json    the run's record (status, config, metrics, provenance), atomic
               progress.jsonl  one line per finished experience
               curves.csv      continual-evaluation curves, appended at each experience end
-              curves.png / accuracy.png / model.pt / checkpoint.pt (until the run finishes)
+              curves.png / accuracy.png / model.pt
+              checkpoint.pt, checkpoint_midway.pt (until the run finishes)
 """
 from __future__ import annotations
 
@@ -25,14 +26,15 @@ LEARNING_RATES = "lr.csv"  # the learning rate of every update (cl_bench/schedul
 CURVES_PLOT = "curves.png"
 ACCURACY_PLOT = "accuracy.png"
 MODEL = "model.pt"
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.pt"  # at the last experience boundary
+MIDWAY_CHECKPOINT = "checkpoint_midway.pt"  # inside the experience after it (cl_bench/midway.py)
 
 # A finished run is not trained again; diverging is a result of its setting, not a failure.
 FINISHED = ("completed", "diverged")
 
 # Config keys that say where a run's results go, not what it computes: they may differ between a
 # killed run and its resumption.
-NOT_COMPUTED = ("logger",)
+NOT_COMPUTED = ("logger", "checkpoint")
 # Keys that say where or how a run executed, or which seed it drew: the seeds of one setting
 # share everything else (leaderboard rows, W&B's `setting`). Dotted prefixes.
 NOT_SETTING = (*NOT_COMPUTED, "seed", "data", "device", "eval.subset_seed", "train.eval_batch_size", "eval.plot")
