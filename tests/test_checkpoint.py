@@ -18,6 +18,7 @@ from cl_bench.results.run_folder import CHECKPOINT as CHECKPOINT_FILE
 from cl_bench.results.run_folder import MIDWAY_CHECKPOINT as MIDWAY_FILE
 from cl_bench.divergence import DivergenceGuard
 from cl_bench.errors import ConfigError
+from cl_bench.evaluation.continual import load_curves
 from cl_bench.registry import STRATEGIES, list_strategies
 from tests.conftest import REPO, on_default_stream, tiny
 
@@ -263,3 +264,32 @@ def test_resuming_under_another_commit_is_recorded(run_job, interrupt_at, tmp_pa
     b = run_job(tiny([]), name="b")
     assert b["git_commit"] == "2222222" and b["git_commits"] == ["1111111", "2222222"]
     assert "started at commit 1111111 and resumes at 2222222" in capsys.readouterr().out
+
+
+def test_preemption_signal_writes_a_checkpoint_and_the_same_command_resumes_inside_the_experience(tmp_path):
+    """SIGUSR2 (SLURM's warning, submitit's signal) and SIGTERM (scancel, kill): the run stops
+    after the update in progress with a checkpoint, exits as the signal would, and resumes there."""
+    overrides = ["strategy=replay", "train.epochs=40", "seed=7"]
+    reference = cli(tmp_path / "a", *overrides)
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()
+    for done, signum in ((1, signal.SIGUSR2), (3, signal.SIGTERM)):
+        process = cli(tmp_path / "b", *overrides)
+        wait_for_lines(tmp_path / "b" / "progress.jsonl", done, process)
+        time.sleep(0.3)  # inside the next experience (about 1 s each)
+        process.send_signal(signum)
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 128 + signum, out
+        assert f"stopped by {signal.Signals(signum).name} after writing a checkpoint" in out
+        stopped = json.loads((tmp_path / "b" / "results.json").read_text())
+        assert stopped["status"] == "preempted" and (tmp_path / "b" / MIDWAY_FILE).exists()
+    final = cli(tmp_path / "b", *overrides)
+    out, _ = final.communicate(timeout=300)
+    assert final.returncode == 0, out
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert b["status"] == "completed" and "inside experience" in out
+    first, second = b["resumed_at_update"]  # updates done at each resumption: not at boundaries
+    boundaries = load_curves(tmp_path / "a" / "curves.csv").task_end
+    assert 0 < first < second and first not in boundaries and second not in boundaries
+    assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
+    assert (tmp_path / "b" / "curves.csv").read_text() == (tmp_path / "a" / "curves.csv").read_text()

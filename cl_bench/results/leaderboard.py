@@ -177,7 +177,7 @@ def first_task_curves(run: dict):
     return (sorted(points), [points[i] for i in sorted(points)]) if points else None
 
 
-def plot_first_task(scenario: str, rows, groups, path: Path) -> bool:
+def plot_first_task(scenario: str, rows, groups, path: Path, order_by: str = OUT_METRICS[0]) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,7 +186,7 @@ def plot_first_task(scenario: str, rows, groups, path: Path) -> bool:
 
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=150)
     drew = False
-    for row, (setting, rs) in zip(rows, sorted(groups.items(), key=_order(OUT_METRICS[0]))):
+    for row, (setting, rs) in zip(rows, sorted(groups.items(), key=_order(order_by))):
         curves = [c for c in (first_task_curves(r) for r in rs if r["status"] == "completed") if c]
         if not curves:
             continue
@@ -211,17 +211,17 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
-def write_leaderboards(runs: list[dict], out: Path) -> list[Path]:
+def write_leaderboards(runs: list[dict], out: Path, metrics=OUT_METRICS) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for scenario, (header, rows, groups) in scenario_tables(runs).items():
+    for scenario, (header, rows, groups) in scenario_tables(runs, metrics).items():
         stem = out / _safe(scenario)
         with open(stem.with_suffix(".csv"), "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(header)
             w.writerows(rows)
         figure = stem.parent / f"{stem.name}_first_task.png"
-        has_figure = plot_first_task(scenario, rows, groups, figure)
+        has_figure = plot_first_task(scenario, rows, groups, figure, order_by=metrics[0])
         md = [f"# {scenario}", "",
               "Mean ± std over seeds; columns are explained in leaderboards/README.md.", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cl-bench-leaderboard", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, help="write <scenario>.md, .csv and _first_task.png here")
-    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated keys of results' metrics")
+    parser.add_argument("--metrics", default=None, help="comma-separated keys of results' metrics "
+                        f"(default: {','.join(DEFAULT_METRICS)}; with --out {','.join(OUT_METRICS)})")
     parser.add_argument("--group-by", default=",".join(DEFAULT_GROUP_BY), help="comma-separated config keys")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
@@ -250,10 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.out:
-            for path in write_leaderboards(runs, args.out):
+            for path in write_leaderboards(runs, args.out, args.metrics.split(",") if args.metrics else OUT_METRICS):
                 print(path)
         else:
-            print(table(runs, args.group_by.split(","), args.metrics.split(",")))
+            print(table(runs, args.group_by.split(","), (args.metrics or ",".join(DEFAULT_METRICS)).split(",")))
     except ValueError as exc:
         print(f"cl-bench-leaderboard: error: {exc}", file=sys.stderr)
         return 2
