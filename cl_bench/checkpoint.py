@@ -174,7 +174,7 @@ def resume(boundary: dict | None, midway: dict | None, strategy, device, continu
            commit: str | None) -> dict:
     """Restore the strategy from the boundary checkpoint (the midway one is loaded when training
     reaches it) and bring the run folder and the trackers back to that boundary: a kill after it
-    may have left later lines, and a tracker starts a new run. Returns the run's progress (task-end
+    may have left later lines, and a tracker that starts a new run gets the earlier rows again. Returns the run's progress (task-end
     rows, times, resumptions, commits), the midway checkpoint's when there is one."""
     if boundary is not None:
         restore(strategy, boundary, device)
@@ -190,7 +190,7 @@ def resume(boundary: dict | None, midway: dict | None, strategy, device, continu
     curve_rows = continual.rows if continual else []
     for k, row in enumerate(progress["acc_matrix"]):
         append_jsonl(Path(output_dir) / PROGRESS, {"experience": k, "accuracy": row})
-        trackers.log_experience(k, [r for r in curve_rows if r[1] == k], row)
+        trackers.log_history(k, [r for r in curve_rows if r[1] == k], row)
     where = f"update {clock['train_iterations']}, inside experience {done}" if midway is not None else f"experience {done}"
     print(f"cl-bench: resuming {output_dir} after {where} of its checkpoint", flush=True)
     return progress

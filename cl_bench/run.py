@@ -207,6 +207,9 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     if midway is not None:
         files.check_same_config(output_dir / files.MIDWAY_CHECKPOINT, midway["config"], results["config"])
     trackers = attempt.trackers = SafeTrackers([LOGGERS.build(n, c) for n, c in (cfg.get("logger") or {}).items()])
+    latest = midway["state"] if midway is not None else saved
+    if latest is not None:  # a tracker may continue the run it logged to before the kill
+        trackers.resume(latest["progress"].get("trackers", {}))
     info = run_info(seed, output_dir)
     results["overrides"] = info.overrides  # with the commit, what reproduces this run
     trackers.start(results["config"], info)
@@ -255,6 +258,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
                                                         git_commit())
         if midway is not None:
             midway_checkpoints.resume_from(midway)
+    progress["trackers"] = trackers.state_dicts()  # kept in every checkpoint from here on
     results["acc_matrix"] = progress["acc_matrix"]
     logged_rows = len(continual.rows) if continual else 0
     logged_rates = len(lr_schedule.rows)  # a resumed run logged the earlier ones before it was killed

@@ -21,6 +21,7 @@ from cl_bench.errors import ConfigError
 from cl_bench.evaluation.continual import load_curves
 from cl_bench.registry import STRATEGIES, list_strategies
 from tests.conftest import REPO, on_default_stream, tiny
+from tests.test_tracking import wandb_file_records, wandb_records
 
 STABLE = ("acc_matrix", "metrics")
 KILL_AT = 12  # total training iterations: split_digits has ~5 per experience at batch 64
@@ -293,3 +294,22 @@ def test_preemption_signal_writes_a_checkpoint_and_the_same_command_resumes_insi
     assert 0 < first < second and first not in boundaries and second not in boundaries
     assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
     assert (tmp_path / "b" / "curves.csv").read_text() == (tmp_path / "a" / "curves.csv").read_text()
+
+
+def test_a_resumed_run_continues_its_wandb_run_with_each_point_once(run_job, interrupt_at, tmp_path):
+    overrides = tiny(["logger=wandb", "seed=5", "checkpoint.every_updates=2"])
+    run_job(overrides, name="a")
+    interrupt_at(KILL_AT)  # inside the third experience, after a checkpoint inside it
+    with pytest.raises(Killed):
+        run_job(overrides, name="b")
+    assert run_job(overrides, name="b")["resumed_at_update"] == [KILL_AT]
+    first, second = (wandb_file_records(f) for f in sorted((tmp_path / "b").glob("wandb/offline-run-*/run-*.wandb")))
+    assert first["run"].run_id == second["run"].run_id  # one W&B run, two attempts
+    reference = wandb_records(tmp_path / "a")
+
+    def points(*records, key):
+        return [h[key] for r in records for h in r["history"] if key in h]
+
+    for key in ("iteration", "experience", "update"):  # curves, task-end rows, learning rates: each once
+        assert points(first, second, key=key) == points(reference, key=key)
+    assert second["summary"]["acc"] == reference["summary"]["acc"]

@@ -12,10 +12,15 @@ from tests.conftest import tiny
 
 
 def wandb_records(run_dir: Path) -> dict:
+    """The records of a run folder's one offline W&B run."""
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return wandb_file_records(path)
+
+
+def wandb_file_records(path: Path) -> dict:
     """Read an offline run's .wandb file: a ':W&B' header, then LevelDB-log framed protobuf records."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
     data = path.read_bytes()
     assert data[:4] == b":W&B"
     out = {"history": [], "config": {}, "summary": {}, "run": None, "exit": None}

@@ -1,6 +1,8 @@
 """What the run hands to every tracker, and in which order: start, then per experience
 log_experience (new curve rows and the task-end accuracies), then log_summary, and finish
-always (also when the run fails)."""
+always (also when the run fails). A resumed run first offers each tracker the state it kept in
+the checkpoint (`resume`): one that continues its earlier run (W&B, same id) is not sent again
+what it logged before the checkpoint; the others start over and get it all again."""
 from __future__ import annotations
 
 import contextlib
@@ -38,12 +40,22 @@ class Tracker:
 
     def finish(self, failed: bool) -> None: ...
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue this tracker's run (kept in checkpoints)."""
+        return {}
+
+    def resume(self, state: dict) -> bool:
+        """Called before `start` with `state_dict()`'s value from the checkpoint; True when the
+        tracker will continue that run, which already holds everything logged before it."""
+        return False
+
 
 class SafeTrackers:
     """Calls every tracker; one that raises is reported once and dropped, the run goes on."""
 
     def __init__(self, trackers: list[Tracker]):
         self.trackers = list(trackers)
+        self.continued: set[str] = set()  # trackers that resumed their earlier run
 
     def _call(self, method: str, *args) -> None:
         for tracker in list(self.trackers):
@@ -58,8 +70,19 @@ class SafeTrackers:
                     with contextlib.suppress(Exception):  # it is already broken; closing is best effort
                         tracker.finish(True)
 
+    def resume(self, states: dict[str, dict]) -> None:
+        self.continued = {t.name for t in self.trackers if t.name in states and t.resume(states[t.name])}
+
+    def state_dicts(self) -> dict[str, dict]:
+        return {t.name: t.state_dict() for t in self.trackers}
+
     def start(self, config, info):
         self._call("start", config, info)
+
+    def log_history(self, experience, curve_rows, task_end):
+        """An experience logged before a checkpoint, again, to the trackers that started over."""
+        for tracker in [t for t in self.trackers if t.name not in self.continued]:
+            SafeTrackers([tracker])._call("log_experience", experience, curve_rows, task_end)
 
     def log_experience(self, experience, curve_rows, task_end):
         self._call("log_experience", experience, curve_rows, task_end)

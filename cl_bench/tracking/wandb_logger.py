@@ -5,7 +5,9 @@ What a run holds: the resolved config (plus `setting`, the overrides without see
 seeds), one chart per task of continual accuracy against training iteration
 (`continual/task_i`, x = `iteration`), task-end accuracies (`task_end/task_i`, x = `experience`),
 the learning rate of every update (`train/lr`, x = `update`, the update's 0-based index: lr.csv),
-the summary metrics, and the stability-gap plot. Runs of one sweep share a W&B group.
+the summary metrics, and the stability-gap plot. Runs of one sweep share a W&B group. A run
+resumed from a checkpoint continues the same W&B run (its id is in the checkpoint,
+`resume="allow"`), so its charts hold each point once.
 """
 from __future__ import annotations
 
@@ -26,11 +28,20 @@ class WandbTracker(Tracker):
         self.mode, self.project, self.entity, self.group = mode, project, entity, group
         self.tags, self.init_timeout = list(tags), init_timeout
         self.run = None
+        self.resume_id: str | None = None
+
+    def state_dict(self) -> dict:
+        return {"id": self.run.id} if self.run is not None else {}
+
+    def resume(self, state: dict) -> bool:
+        self.resume_id = state.get("id")
+        return self.resume_id is not None and self.mode != "disabled"
 
     def start(self, config: dict, info: RunInfo) -> None:
         import wandb
 
         self.run = wandb.init(
+            id=self.resume_id, resume="allow" if self.resume_id else None,
             project=self.project, entity=self.entity, group=self.group or info.group, name=info.name,
             tags=self.tags, config={**config, "setting": info.setting}, dir=str(info.output_dir), mode=self.mode,
             reinit="finish_previous",  # Hydra runs sweep jobs in one process: never reuse a run
