@@ -8,9 +8,10 @@ from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training.plugins import EvaluationPlugin
 
 from cl_bench.evaluation.continual import ContinualEvaluationPlugin
+from cl_bench.midway import MidwayCheckpoints
 
 # Bookkeeping that is not the method's own memory.
-_NOT_STATE = (EvaluationPlugin, ContinualEvaluationPlugin)
+_NOT_STATE = (EvaluationPlugin, ContinualEvaluationPlugin, MidwayCheckpoints)
 
 
 def _bytes(obj, seen: set, depth: int = 0) -> int:
