@@ -40,6 +40,76 @@ def _drew(before: dict) -> bool:
             or not np.array_equal(numpy_now[1], before["numpy"]["keys"].numpy().astype(np.uint32)))
 
 
+class FetchLog:
+    """Fetches from an iterator, counted, with the random state of each one that drew (key -1:
+    creating the iterator). `replay` makes the same fetches on a fresh iterator: each draws from
+    the state it drew from the first time, so the fresh iterator ends where the first one was."""
+
+    def __init__(self, fetched: int = 0, draws: dict | None = None):
+        self.fetched, self.draws = fetched, dict(draws or {})
+
+    def fetch(self, call, key: int | None = None):
+        key = self.fetched if key is None else key
+        before = _host_rng()
+        out = call()
+        if _drew(before):
+            self.draws[key] = before
+        if key >= 0:
+            self.fetched += 1
+        return out
+
+    def state(self) -> dict:
+        return {"fetched": self.fetched, "draws": dict(self.draws)}
+
+    @staticmethod
+    def replay(state: dict, call, key: int):
+        if key in state["draws"]:
+            set_rng_state(state["draws"][key])
+        return call()
+
+
+class LoggedIterator:
+    """An iterator over a strategy's memory (`midway_iterators`), its fetches logged."""
+
+    def __init__(self, iterator, log: FetchLog | None = None):
+        self.iterator, self.log = iterator, log or FetchLog()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.log.fetch(lambda: next(self.iterator))
+
+
+def _memory_iterators(strategy):
+    """(owner, attribute, index or None) of every iterator the strategy and its plugins declare in
+    `midway_iterators`: attributes holding an iterator over a memory that does not change inside
+    an experience, or a list of them."""
+    for owner in (strategy, *strategy.plugins):
+        for name in getattr(owner, "midway_iterators", ()):
+            value = getattr(owner, name, None)
+            if isinstance(value, list):
+                yield from ((owner, name, i) for i in range(len(value)))
+            elif value is not None:
+                yield owner, name, None
+
+
+def _get(owner, name, index):
+    value = getattr(owner, name)
+    return value if index is None else value[index]
+
+
+def _set(owner, name, index, value) -> None:
+    if index is None:
+        setattr(owner, name, value)
+    else:
+        getattr(owner, name)[index] = value
+
+
+def _key(owner, name, index) -> str:
+    return f"{type(owner).__name__}.{name}" + ("" if index is None else f"[{index}]")
+
+
 class ReplayableLoader:
     """The strategy's training loader, iterated through `MidwayCheckpoints` so that each epoch's
     fetches can be told and replayed. Everything else (len, dataset, batch size) is the loader's."""
@@ -72,7 +142,7 @@ class MidwayCheckpoints(SupervisedPlugin):
         self.write, self.device = write, device
         self.target: dict | None = None  # a loaded midway checkpoint to resume at
         self.strategy = None
-        self.fetched, self.draws = 0, {}  # this epoch: batches fetched, {fetch: rng state} of those that drew
+        self.log = FetchLog()  # this epoch's fetches from the training loader
         self.updates_since, self.last_write = 0, time.monotonic()
 
     def resume_from(self, saved: dict) -> None:
@@ -82,46 +152,48 @@ class MidwayCheckpoints(SupervisedPlugin):
 
     def before_training_epoch(self, strategy, **kwargs):
         self.strategy = strategy
-        if self.enabled and not isinstance(strategy.dataloader, ReplayableLoader):  # a new experience's loader
+        if not self.enabled:
+            return
+        if not isinstance(strategy.dataloader, ReplayableLoader):  # a new experience's loader
             strategy.dataloader = ReplayableLoader(strategy.dataloader, self)
-
-    def _fetch(self, call, key: int):
-        before = _host_rng()
-        out = call()
-        if _drew(before):
-            self.draws[key] = before
-        return out
+        for owner, name, index in _memory_iterators(strategy):
+            if not isinstance(_get(owner, name, index), LoggedIterator):
+                _set(owner, name, index, LoggedIterator(_get(owner, name, index)))
 
     def epoch(self, loader):
-        self.fetched, self.draws = 0, {}
+        self.log = FetchLog()
         target = self.target
         if target is not None and self.strategy.clock.train_exp_epochs < target["epoch"]:
             return  # done before the checkpoint: its batches are in the checkpointed state
         if target is None:
-            batches = self._fetch(lambda: iter(loader), -1)
+            batches = self.log.fetch(lambda: iter(loader), key=-1)
         else:
             batches = self._fast_forward(loader, target)
         while True:
             try:
-                batch = self._fetch(lambda: next(batches), self.fetched)
+                batch = self.log.fetch(lambda: next(batches))
             except StopIteration:
                 return
-            self.fetched += 1
             yield batch
 
     def _fast_forward(self, loader, target: dict):
-        draws = target["draws"]
-
-        def replay(call, key):
-            if key in draws:
-                set_rng_state(draws[key])
-            return call()
-
-        batches = replay(lambda: iter(loader), -1)
-        for n in range(target["fetched"]):
-            replay(lambda: next(batches), n)
-        restore(self.strategy, target["state"], self.device)  # everything, random streams last
-        self.fetched, self.draws, self.target = target["fetched"], dict(draws), None
+        position = target["loader"]
+        batches = FetchLog.replay(position, lambda: iter(loader), -1)
+        for n in range(position["fetched"]):
+            FetchLog.replay(position, lambda: next(batches), n)
+        # Everything else; loading a strategy's state may build its memory iterators anew, so
+        # they are brought to their positions after it, and the random streams restored last.
+        restore(self.strategy, target["state"], self.device)
+        for owner, name, index in _memory_iterators(self.strategy):
+            saved = target["memory_iterators"].get(_key(owner, name, index))
+            iterator = _get(owner, name, index)
+            iterator = iterator.iterator if isinstance(iterator, LoggedIterator) else iterator
+            if saved is not None:
+                for n in range(saved["fetched"]):
+                    FetchLog.replay(saved, lambda: next(iterator), n)
+            _set(owner, name, index, LoggedIterator(iterator, FetchLog(**saved) if saved else None))
+        set_rng_state(target["state"]["rng"])
+        self.log, self.target = FetchLog(**position), None
         return batches
 
     # --- writing --------------------------------------------------------------------------------
@@ -132,8 +204,10 @@ class MidwayCheckpoints(SupervisedPlugin):
         due = ((self.every_updates is not None and self.updates_since >= self.every_updates)
                or (self.every_seconds is not None and time.monotonic() - self.last_write >= self.every_seconds))
         if self.enabled and (requested or due):
-            self.write(strategy, {"epoch": strategy.clock.train_exp_epochs, "fetched": self.fetched,
-                                  "draws": dict(self.draws)})
+            memory = {_key(o, n, i): _get(o, n, i).log.state() for o, n, i in _memory_iterators(strategy)
+                      if isinstance(_get(o, n, i), LoggedIterator)}
+            self.write(strategy, {"epoch": strategy.clock.train_exp_epochs, "loader": self.log.state(),
+                                  "memory_iterators": memory})
             self.updates_since, self.last_write = 0, time.monotonic()
         if requested:
             raise preemption.Preempted(requested)

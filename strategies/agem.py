@@ -25,6 +25,7 @@ from cl_bench.rules import at_least
 
 class AGEMPlugin(AvalancheAGEMPlugin):
     """Avalanche's A-GEM, its per-experience memories checkpointed as tensors."""
+    midway_iterators = ("buffer_dliter",)  # iterators over the memory, fixed inside an experience (cl_bench/midway.py)
 
     def before_training_exp(self, strategy, **kwargs):
         self.device = strategy.device
@@ -52,7 +53,7 @@ class AGEMPlugin(AvalancheAGEMPlugin):
             self._open_memory_loader()
 
 
-@register_strategy("agem", rules={"patterns_per_experience": at_least(1), "sample_size": at_least(1)}, resume_midway=False)
+@register_strategy("agem", rules={"patterns_per_experience": at_least(1), "sample_size": at_least(1)})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     agem = AGEMPlugin(patterns_per_experience=int(cfg.patterns_per_experience), sample_size=int(cfg.sample_size))
     return SupervisedTemplate(

@@ -28,6 +28,7 @@ from cl_bench.rules import at_least, number_at_least, optional
 
 class DER(AvalancheDER):
     """Avalanche's DER, its memory (samples, stored logits, reservoir weights) checkpointed."""
+    midway_iterators = ("replay_loader",)  # iterators over the memory, fixed inside an experience (cl_bench/midway.py)
 
     def state_dict(self) -> dict:
         policy = self.storage_policy
@@ -69,7 +70,7 @@ def dataset_with_logits(samples: dict):
     "batch_size_mem": optional(at_least(1)),
     "alpha": number_at_least(0),
     "beta": number_at_least(0),
-}, settings=("class_incremental", "domain_incremental"), resume_midway=False)
+}, settings=("class_incremental", "domain_incremental"))
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> DER:
     return DER(model=model, optimizer=optimizer, criterion=criterion, mem_size=int(cfg.mem_size),
                batch_size_mem=cfg.get("batch_size_mem"), alpha=float(cfg.alpha), beta=float(cfg.beta),

@@ -30,6 +30,7 @@ from strategies.replay import buffer_state, load_buffer_state
 
 class ER_AML(AvalancheER_AML):
     """Avalanche's ER_AML, its memory checkpointed as tensors."""
+    midway_iterators = ("replay_loader", "pos_neg_loaders")  # iterators over the memory, fixed inside an experience (cl_bench/midway.py)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -57,7 +58,7 @@ class ER_AML(AvalancheER_AML):
     "temp": positive(),
     "base_temp": positive(),
     "same_task_neg": Rule(lambda v: isinstance(v, bool), "true or false"),
-}, settings=("class_incremental", "domain_incremental"), resume_midway=False)
+}, settings=("class_incremental", "domain_incremental"))
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> ER_AML:
     trunk = getattr(model, "trunk", None)
     if not isinstance(trunk, torch.nn.Module):

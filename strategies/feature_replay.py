@@ -45,6 +45,7 @@ class MaskedCrossEntropy(AvalancheMaskedCrossEntropy):
 class FeatureReplay(AvalancheFeatureReplay):
     """Avalanche's FeatureReplay on cl-bench's trunk + head model; its feature memory and its
     criterion's class sets are checkpointed."""
+    midway_iterators = ("replay_loader",)  # iterators over the memory, fixed inside an experience (cl_bench/midway.py)
 
     def __init__(self, *, model, **kwargs):
         super().__init__(model=model, last_layer_name="head", **kwargs)
@@ -93,7 +94,7 @@ class FeatureReplay(AvalancheFeatureReplay):
 
 @register_strategy("feature_replay", rules={
     "mem_size": at_least(1), "batch_size_mem": at_least(1), "current_loss_mask": one_of("seen", "new")},
-    settings=("class_incremental", "domain_incremental"), resume_midway=False)
+    settings=("class_incremental", "domain_incremental"))
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> FeatureReplay:
     if not (hasattr(model, "trunk") and hasattr(model, "head")):
         raise ConfigError(f"strategy 'feature_replay' needs a model with a trunk and one output head; "

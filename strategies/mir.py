@@ -27,6 +27,7 @@ class MIRPlugin(AvalancheMIRPlugin):
     """Avalanche's MIR with the whole memory retrievable (see the module doc) and the buffer
     updated through the storage policy's current API (0.6.0's `update` warns at every
     experience); the buffer is checkpointed as tensors."""
+    midway_iterators = ("replay_loader",)  # iterators over the memory, fixed inside an experience (cl_bench/midway.py)
 
     def after_training_exp(self, strategy, **kwargs):
         self.storage_policy.post_adapt(strategy, strategy.experience)
@@ -48,7 +49,7 @@ class MIRPlugin(AvalancheMIRPlugin):
         self._make_replay_loader()
 
 
-@register_strategy("mir", rules={"mem_size": at_least(1), "subsample": at_least(1), "batch_size_mem": at_least(1)}, resume_midway=False)
+@register_strategy("mir", rules={"mem_size": at_least(1), "subsample": at_least(1), "batch_size_mem": at_least(1)})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     mir = MIRPlugin(mem_size=int(cfg.mem_size), subsample=int(cfg.subsample), batch_size_mem=int(cfg.batch_size_mem))
     return SupervisedTemplate(model=model, optimizer=optimizer, criterion=criterion, plugins=[mir, *plugins], **common)

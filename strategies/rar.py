@@ -30,6 +30,7 @@ Fixes to Avalanche (each changes what the method does, not only its numbers):
 import copy
 
 import torch
+from avalanche.training.utils import cycle
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
 from avalanche.training.plugins import RARPlugin as AvalancheRARPlugin
 from avalanche.training.templates import SupervisedTemplate
@@ -41,6 +42,8 @@ from strategies.replay import StoragePolicyBuffer
 
 
 class RARPlugin(StoragePolicyBuffer, AvalancheRARPlugin):
+    midway_iterators = ("iter_replay",)  # iterators over the memory, fixed inside an experience (cl_bench/midway.py)
+
     def before_training_exp(self, strategy, num_workers=0, shuffle=True, drop_last=False, **kwargs):
         self.iter_replay = None
         if len(self.storage_policy.buffer) == 0:
@@ -48,17 +51,16 @@ class RARPlugin(StoragePolicyBuffer, AvalancheRARPlugin):
         self.batch_size_mem = self.batch_size_mem or strategy.train_mb_size
         self.replay_loader = torch.utils.data.DataLoader(self.storage_policy.buffer, batch_size=self.batch_size_mem,
                                                          shuffle=shuffle)
+        # A fresh shuffled pass whenever one ends, as Avalanche's plugin re-iterates; lazy: the
+        # first pass draws its order at the first replayed step.
+        self.iter_replay = cycle(self.replay_loader)
         strategy.dataloader = ReplayDataLoader(
             strategy.adapted_dataset, self.storage_policy.buffer, oversample_small_tasks=True,
             batch_size=strategy.train_mb_size, batch_size_mem=self.batch_size_mem, task_balanced_dataloader=False,
             num_workers=num_workers, shuffle=shuffle, drop_last=drop_last)
 
     def get_buffer_batch(self):
-        batch = next(self.iter_replay, None) if self.iter_replay is not None else None
-        if batch is None:
-            self.iter_replay = iter(self.replay_loader)
-            batch = next(self.iter_replay)
-        return batch
+        return next(self.iter_replay)
 
     def before_backward(self, strategy, **kwargs):
         if len(self.storage_policy.buffer) == 0 or not self.use_adversarial_replay:
@@ -106,7 +108,7 @@ def nearest_other_class(distance, y_mem, y_batch, current_classes):
     "mem_size": at_least(1), "batch_size_mem": optional(at_least(1)), "opt_lr": positive(),
     "beta_coef": number_at_least(0), "epsilon_fgsm": number_at_least(0), "iter_fgsm": at_least(2),
     "decay_factor_fgsm": between(0, 1),
-}, settings=("class_incremental", "domain_incremental"), resume_midway=False)
+}, settings=("class_incremental", "domain_incremental"))
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if not hasattr(model, "trunk"):
         raise ConfigError(f"strategy 'rar' needs a model with a feature trunk (model.trunk); "

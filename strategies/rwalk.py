@@ -18,9 +18,10 @@ from avalanche.training.utils import ParamData
 from cl_bench.registry import register_strategy
 from cl_bench.rules import at_least, between, number_at_least
 
-# What outlives an experience; the per-window checkpoint_* dicts are reset at every train() call
-# and every experience end.
-STATE = ("iter_importance", "exp_scores", "exp_params", "exp_importance", "exp_penalties")
+# What outlives an experience, and what an experience accumulates (its per-window checkpoint_*
+# dicts, reset at every train() call, and the last update's parameters, gradient, importance).
+STATE = ("iter_importance", "exp_scores", "exp_params", "exp_importance", "exp_penalties",
+         "checkpoint_loss", "checkpoint_scores", "checkpoint_params", "iter_grad", "iter_params")
 
 
 class RWalkPlugin(AvalancheRWalkPlugin):
@@ -47,7 +48,7 @@ class RWalkPlugin(AvalancheRWalkPlugin):
         def plain(params):
             return None if params is None else {name: p.data for name, p in params.items()}
 
-        return {key: plain(getattr(self, key)) for key in STATE}
+        return {key: plain(getattr(self, key, None)) for key in STATE}
 
     def load_state_dict(self, state: dict) -> None:
         def wrapped(params):
@@ -60,7 +61,7 @@ class RWalkPlugin(AvalancheRWalkPlugin):
 
 
 @register_strategy("rwalk", rules={"ewc_lambda": number_at_least(0), "ewc_alpha": between(0, 1),
-                                   "delta_t": at_least(1)}, resume_midway=False)
+                                   "delta_t": at_least(1)})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     rwalk = RWalkPlugin(ewc_lambda=float(cfg.ewc_lambda), ewc_alpha=float(cfg.ewc_alpha), delta_t=int(cfg.delta_t))
     return SupervisedTemplate(

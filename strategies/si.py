@@ -30,8 +30,9 @@ from cl_bench.rules import number_at_least, optional, positive
 
 
 class SynapticIntelligencePlugin(AvalancheSIPlugin):
-    """Avalanche's SI with its importance clip as a parameter, and its state that outlives an
-    experience (anchors, importances, the running sum over experiences) checkpointed."""
+    """Avalanche's SI with its importance clip as a parameter, and its state checkpointed: what
+    outlives an experience (anchors, importances, the running sum over experiences) and the
+    experience's own path integral so far."""
 
     def __init__(self, si_lambda: float, eps: float, importance_clip: float | None):
         super().__init__(si_lambda=si_lambda, eps=eps)
@@ -61,7 +62,9 @@ class SynapticIntelligencePlugin(AvalancheSIPlugin):
         anchors, importances = self.ewc_data
         return {"anchors": {n: p.data for n, p in anchors.items()},
                 "importances": {n: p.data for n, p in importances.items()},
-                "cum_trajectory": {n: p.data for n, p in self.syn_data["cum_trajectory"].items()}}
+                "cum_trajectory": {n: p.data for n, p in self.syn_data["cum_trajectory"].items()},
+                # the path integral of the experience so far (zeroed at each experience's start)
+                "trajectory": {n: p.data for n, p in self.syn_data["trajectory"].items()}}
 
     def load_state_dict(self, state: dict) -> None:
         # Avalanche keeps these flat on the CPU and creates the per-iteration buffers only for
@@ -74,6 +77,7 @@ class SynapticIntelligencePlugin(AvalancheSIPlugin):
             for key in self.syn_data:
                 self.syn_data[key][name] = ParamData(f"{key}_{name}", anchor.shape)
             self.syn_data["cum_trajectory"][name].data = state["cum_trajectory"][name].cpu()
+            self.syn_data["trajectory"][name].data = state["trajectory"][name].cpu()
 
 
 def _own_copies(snapshot: dict) -> None:
@@ -82,7 +86,7 @@ def _own_copies(snapshot: dict) -> None:
 
 
 @register_strategy("si", rules={"si_lambda": number_at_least(0), "eps": positive(),
-                                "importance_clip": optional(positive())}, resume_midway=False)
+                                "importance_clip": optional(positive())})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     clip = cfg.get("importance_clip")
     si = SynapticIntelligencePlugin(si_lambda=float(cfg.si_lambda), eps=float(cfg.eps),

@@ -51,8 +51,8 @@ CASES = [
     (["train.precision=fp16"], 2, "train.precision must be one of fp32, bf16, got 'fp16'"),
     (["checkpoint.every_updates=0"], 2, "checkpoint.every_updates must be an integer >= 1, got 0"),
     (["checkpoint.every_seconds=-5"], 2, "checkpoint.every_seconds must be a number > 0, got -5"),
-    (["strategy=si", "checkpoint.every_updates=100"], 2,
-     "strategy 'si' resumes only from experience boundaries (its state inside an experience is not checkpointed); "
+    (["strategy=lamaml", "checkpoint.every_updates=100"], 2,
+     "strategy 'lamaml' resumes only from experience boundaries (its state inside an experience is not checkpointed); "
      "remove checkpoint.every_updates"),
     (["eval.schedule=sparse"], 2, "eval.schedule must be one of every, boundary_dense, budget, got 'sparse'"),
     (["eval.schedule=boundary_dense", "eval.dense_updates=0"], 2, "eval.dense_updates must be an integer >= 1, got 0"),

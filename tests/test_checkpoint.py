@@ -97,11 +97,12 @@ CASES = [
 
 # Resuming inside an experience, in the default run: one case per mechanism it must get right (a
 # replay loader, joint training's one step, a distilled old model, exemplar means, a per-update
-# learning rate, per-epoch loaders of an add-on, a scenario's mixed experiences); every case in `-m slow`.
+# learning rate, per-epoch loaders of an add-on, running sums of the experience, an iterator over
+# a memory, a strategy that resumes only at boundaries); every case in `-m slow`.
 MIDWAY_DEFAULT = {("strategy=replay",), ("strategy=joint",), ("strategy=lwf",), ("strategy=icarl",),
                   ("strategy=replay", "schedule=cosine", "schedule.warmup_steps=3"),
                   ("strategy=replay", "+addons=view_batch", "addons.view_batch.shift=1", "addons.view_batch.warmup_epochs=0"),
-                  ("strategy=si",)}
+                  ("strategy=si",), ("strategy=agem",), ("strategy=packnet", "scenario.task_labels=true")}
 RESUME_CASES = [pytest.param(case, midway, id=f"{' '.join(case)}-{'inside the experience' if midway else 'experience start'}",
                              marks=[pytest.mark.slow] if midway and tuple(case) not in MIDWAY_DEFAULT else [])
                 for case in CASES for midway in (False, True)]
