@@ -12,8 +12,10 @@ checkpoint puts the strategy back where the experience began; the epochs before 
 one pass without batches; in that epoch the loader fetches its first batches again without
 training, and each fetch that drew random numbers the first time draws them from the state it drew
 from then, so the iterator (its shuffle, a replay loader restarting its memory loader, an
-augmentation) stands where it stood; then the checkpointed state is loaded over everything. On CPU
-the resumed run ends bit-identical to an uninterrupted one (tests/test_checkpoint.py).
+augmentation) stands where it stood; then the checkpointed state is loaded over everything, and
+the iterators a strategy keeps over its memory (`midway_iterators`, logged the same way) are
+brought to their positions. On CPU the resumed run ends bit-identical to an uninterrupted one
+(tests/test_checkpoint.py, every strategy that declares `resume_midway`).
 """
 from __future__ import annotations
 
@@ -40,22 +42,33 @@ def _drew(before: dict) -> bool:
             or not np.array_equal(numpy_now[1], before["numpy"]["keys"].numpy().astype(np.uint32)))
 
 
+class Stopwatch:
+    """Seconds spent logging fetches, over a run (results.json: checkpoints.fetch_log_s)."""
+
+    seconds = 0.0
+
+
 class FetchLog:
     """Fetches from an iterator, counted, with the random state of each one that drew (key -1:
     creating the iterator). `replay` makes the same fetches on a fresh iterator: each draws from
     the state it drew from the first time, so the fresh iterator ends where the first one was."""
 
-    def __init__(self, fetched: int = 0, draws: dict | None = None):
+    def __init__(self, fetched: int = 0, draws: dict | None = None, stopwatch: Stopwatch | None = None):
         self.fetched, self.draws = fetched, dict(draws or {})
+        self.stopwatch = stopwatch or Stopwatch()
 
     def fetch(self, call, key: int | None = None):
         key = self.fetched if key is None else key
+        t0 = time.perf_counter()
         before = _host_rng()
+        t1 = time.perf_counter()
         out = call()
+        t2 = time.perf_counter()
         if _drew(before):
             self.draws[key] = before
         if key >= 0:
             self.fetched += 1
+        self.stopwatch.seconds += (t1 - t0) + (time.perf_counter() - t2)  # the logging, not the fetch
         return out
 
     def state(self) -> dict:
@@ -71,8 +84,8 @@ class FetchLog:
 class LoggedIterator:
     """An iterator over a strategy's memory (`midway_iterators`), its fetches logged."""
 
-    def __init__(self, iterator, log: FetchLog | None = None):
-        self.iterator, self.log = iterator, log or FetchLog()
+    def __init__(self, iterator, log: FetchLog):
+        self.iterator, self.log = iterator, log
 
     def __iter__(self):
         return self
@@ -142,7 +155,8 @@ class MidwayCheckpoints(SupervisedPlugin):
         self.write, self.device = write, device
         self.target: dict | None = None  # a loaded midway checkpoint to resume at
         self.strategy = None
-        self.log = FetchLog()  # this epoch's fetches from the training loader
+        self.stopwatch = Stopwatch()
+        self.log = FetchLog(stopwatch=self.stopwatch)  # this epoch's fetches from the training loader
         self.updates_since, self.last_write = 0, time.monotonic()
 
     def resume_from(self, saved: dict) -> None:
@@ -158,10 +172,10 @@ class MidwayCheckpoints(SupervisedPlugin):
             strategy.dataloader = ReplayableLoader(strategy.dataloader, self)
         for owner, name, index in _memory_iterators(strategy):
             if not isinstance(_get(owner, name, index), LoggedIterator):
-                _set(owner, name, index, LoggedIterator(_get(owner, name, index)))
+                _set(owner, name, index, LoggedIterator(_get(owner, name, index), FetchLog(stopwatch=self.stopwatch)))
 
     def epoch(self, loader):
-        self.log = FetchLog()
+        self.log = FetchLog(stopwatch=self.stopwatch)
         target = self.target
         if target is not None and self.strategy.clock.train_exp_epochs < target["epoch"]:
             return  # done before the checkpoint: its batches are in the checkpointed state
@@ -191,9 +205,9 @@ class MidwayCheckpoints(SupervisedPlugin):
             if saved is not None:
                 for n in range(saved["fetched"]):
                     FetchLog.replay(saved, lambda: next(iterator), n)
-            _set(owner, name, index, LoggedIterator(iterator, FetchLog(**saved) if saved else None))
+            _set(owner, name, index, LoggedIterator(iterator, FetchLog(**(saved or {}), stopwatch=self.stopwatch)))
         set_rng_state(target["state"]["rng"])
-        self.log, self.target = FetchLog(**position), None
+        self.log, self.target = FetchLog(**position, stopwatch=self.stopwatch), None
         return batches
 
     # --- writing --------------------------------------------------------------------------------

@@ -32,6 +32,10 @@ def requested() -> int | None:
     return _requested
 
 
+def signal_name() -> str:
+    return signal.Signals(_requested).name if _requested else "no signal"
+
+
 def _record(signum, frame) -> None:
     global _requested
     _requested = signum

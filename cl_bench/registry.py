@@ -15,7 +15,8 @@ What a component declares where it registers, so that the run checks it before b
   train `offline` (once, on the whole stream, like joint training), and whether they
   `resume_midway`: their state inside an experience (running sums, positions of iterators over a
   memory) is in their `state_dict`, so a run resumes from a checkpoint inside an experience
-  (cl_bench/midway.py); the others resume from the experience's start.
+  (cl_bench/midway.py). Off unless declared: the others resume, exactly, from the experience's
+  start.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Entry:
     rules: dict[str, Rule] = field(default_factory=dict)
     settings: tuple[str, ...] = SETTINGS
     offline: bool = False
-    resume_midway: bool = True
+    resume_midway: bool = False  # a strategy says so once the test matrix proves it (tests/test_checkpoint.py)
 
 
 class Registry:

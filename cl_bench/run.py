@@ -161,8 +161,9 @@ class Attempt:
             results["error"] = "".join(traceback.format_exception_only(kind, exc)).strip()
         results["wall_time_s"] = self.progress["wall_time_s"] + time.perf_counter() - self.started
         if not failed and not preempted:  # a finished run (completed or diverged) is not resumed; a failed one can be
-            (self.output_dir / files.CHECKPOINT).unlink(missing_ok=True)
+            # The midway one first: alone, without its boundary, it would be dropped and the run started over.
             (self.output_dir / files.MIDWAY_CHECKPOINT).unlink(missing_ok=True)
+            (self.output_dir / files.CHECKPOINT).unlink(missing_ok=True)
         torch.use_deterministic_algorithms(self.kernels[0])
         torch.backends.cudnn.benchmark = self.kernels[1]
         results["peak_memory"] = peak_memory_mb(self.device)
@@ -188,6 +189,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         preemption.hand_over(stop.signum)
     if attempt.results["metrics"]:  # a run stopped by divergence has no table to show
         print(format_summary(attempt.results))
+    if preemption.requested():  # arrived after the last update: the run finished first, then stops a sweep
+        print(f"cl-bench: {output_dir}: {attempt.results['status']}; stopping for {preemption.signal_name()}", flush=True)
+        preemption.hand_over(preemption.requested())
     return attempt.results
 
 
@@ -262,6 +266,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
     results["acc_matrix"] = progress["acc_matrix"]
     logged_rows = len(continual.rows) if continual else 0
     logged_rates = len(lr_schedule.rows)  # a resumed run logged the earlier ones before it was killed
+    trackers.log_history_rates(lr_schedule.rows[:logged_rates])  # again, to the trackers that started over
     for k in range(len(progress["acc_matrix"]), len(steps)):
         strategy.train_epochs = epochs[k]
         t0 = experience_started = time.perf_counter()
@@ -304,6 +309,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         from cl_bench.evaluation.plots import plot_accuracy_over_experiences
 
         plot_accuracy_over_experiences(results["acc_matrix"], output_dir / files.ACCURACY_PLOT, title(cfg))
+    writes["fetch_log_s"] = midway_checkpoints.stopwatch.seconds  # what checkpoints inside experiences cost besides writes
     results["held_memory_bytes"] = held_memory_bytes(strategy)
     torch.save(model.state_dict(), output_dir / files.MODEL)
     results["status"] = "completed"

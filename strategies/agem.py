@@ -53,7 +53,7 @@ class AGEMPlugin(AvalancheAGEMPlugin):
             self._open_memory_loader()
 
 
-@register_strategy("agem", rules={"patterns_per_experience": at_least(1), "sample_size": at_least(1)})
+@register_strategy("agem", rules={"patterns_per_experience": at_least(1), "sample_size": at_least(1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     agem = AGEMPlugin(patterns_per_experience=int(cfg.patterns_per_experience), sample_size=int(cfg.sample_size))
     return SupervisedTemplate(

@@ -227,7 +227,7 @@ class BiCPlugin(AvalancheBiCPlugin):
     "stage_2_epochs": at_least(1),
     "lamb": Rule(lambda v: v == -1 or v >= 0, "-1 (the share of old classes) or a number >= 0"),
     "lr": positive(),
-}, settings=("class_incremental",))
+}, settings=("class_incremental",), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if not isinstance(getattr(model, "head", None), nn.Linear):
         raise ConfigError(f"strategy 'bic' needs a single-head model with a linear head (`model.head`); "

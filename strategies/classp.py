@@ -85,7 +85,7 @@ class ScalingPhaseSwitch(SupervisedPlugin):
 
 
 @register_strategy("classp", rules={"lr": positive(), "threshold": number_at_least(0), "eps": positive(),
-                                    "power": positive()})
+                                    "power": positive()}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     classp = CLASSP(model.parameters(), lr=float(cfg.lr), threshold=float(cfg.threshold), eps=float(cfg.eps),
                     power=float(cfg.power), apply_scaling=bool(cfg.apply_scaling),

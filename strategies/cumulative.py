@@ -27,6 +27,6 @@ class Cumulative(AvalancheCumulative):
         self.seen, self.dataset = list(state["seen"]), None
 
 
-@register_strategy("cumulative")
+@register_strategy("cumulative", resume_midway=True)
 def build(cfg, model, optimizer, criterion, **common) -> Cumulative:
     return Cumulative(model=model, optimizer=optimizer, criterion=criterion, **common)

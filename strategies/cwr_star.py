@@ -36,7 +36,7 @@ class CWRStarPlugin(AvalancheCWRStarPlugin):
         self.model.past_j = defaultdict(int, state["past_j"])
 
 
-@register_strategy("cwr_star", settings=("class_incremental", "domain_incremental"))
+@register_strategy("cwr_star", settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if not hasattr(model, "head"):
         raise ConfigError(f"strategy 'cwr_star' needs a model with one output head; "

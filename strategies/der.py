@@ -70,7 +70,7 @@ def dataset_with_logits(samples: dict):
     "batch_size_mem": optional(at_least(1)),
     "alpha": number_at_least(0),
     "beta": number_at_least(0),
-}, settings=("class_incremental", "domain_incremental"))
+}, settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> DER:
     return DER(model=model, optimizer=optimizer, criterion=criterion, mem_size=int(cfg.mem_size),
                batch_size_mem=cfg.get("batch_size_mem"), alpha=float(cfg.alpha), beta=float(cfg.beta),

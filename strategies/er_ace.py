@@ -43,7 +43,7 @@ class ER_ACE(AvalancheER_ACE):
         load_buffer_state(self.storage_policy, state)
 
 
-@register_strategy("er_ace", rules={"mem_size": at_least(1), "batch_size_mem": at_least(1)})
+@register_strategy("er_ace", rules={"mem_size": at_least(1), "batch_size_mem": at_least(1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> ER_ACE:
     return ER_ACE(model=model, optimizer=optimizer, criterion=criterion, mem_size=int(cfg.mem_size),
                   batch_size_mem=int(cfg.batch_size_mem), plugins=list(plugins), **common)

@@ -58,7 +58,7 @@ class ER_AML(AvalancheER_AML):
     "temp": positive(),
     "base_temp": positive(),
     "same_task_neg": Rule(lambda v: isinstance(v, bool), "true or false"),
-}, settings=("class_incremental", "domain_incremental"))
+}, settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> ER_AML:
     trunk = getattr(model, "trunk", None)
     if not isinstance(trunk, torch.nn.Module):

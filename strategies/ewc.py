@@ -39,7 +39,8 @@ class EWCPlugin(AvalancheEWCPlugin):
         self.importances = wrapped(state["importances"])
 
 
-@register_strategy("ewc", rules={"mode": one_of(*MODES), "ewc_lambda": number_at_least(0), "decay_factor": between(0, 1)})
+@register_strategy("ewc", rules={"mode": one_of(*MODES), "ewc_lambda": number_at_least(0), "decay_factor": between(0, 1)},
+                   resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     decay = float(cfg.decay_factor) if cfg.mode == "online" else None
     ewc = EWCPlugin(ewc_lambda=float(cfg.ewc_lambda), mode=cfg.mode, decay_factor=decay)

@@ -77,7 +77,7 @@ class FastSlowPlugin(SupervisedPlugin):
 
 @register_strategy("fast_slow", rules={
     "consolidation": number_at_least(0), "slow_step": between(0, 1), "predict_with": one_of("slow", "fast"),
-    "fisher_samples": at_least(1)})
+    "fisher_samples": at_least(1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     fast_slow = FastSlowPlugin(model, consolidation=float(cfg.consolidation), slow_step=float(cfg.slow_step),
                                predict_with=str(cfg.predict_with), fisher_samples=int(cfg.fisher_samples))

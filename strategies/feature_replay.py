@@ -94,7 +94,7 @@ class FeatureReplay(AvalancheFeatureReplay):
 
 @register_strategy("feature_replay", rules={
     "mem_size": at_least(1), "batch_size_mem": at_least(1), "current_loss_mask": one_of("seen", "new")},
-    settings=("class_incremental", "domain_incremental"))
+    settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> FeatureReplay:
     if not (hasattr(model, "trunk") and hasattr(model, "head")):
         raise ConfigError(f"strategy 'feature_replay' needs a model with a trunk and one output head; "

@@ -34,7 +34,7 @@ class FromScratchTrainingPlugin(AvalancheFromScratchPlugin):
         self.initial_weights = state["initial_weights"]
 
 
-@register_strategy("from_scratch", rules={"reset_optimizer": Rule(lambda v: isinstance(v, bool), "true or false")})
+@register_strategy("from_scratch", rules={"reset_optimizer": Rule(lambda v: isinstance(v, bool), "true or false")}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     scratch = FromScratchTrainingPlugin(reset_optimizer=bool(cfg.reset_optimizer))
     return SupervisedTemplate(

@@ -59,7 +59,7 @@ class GDumbPlugin(AvalancheGDumbPlugin):
         load_buffer_state(self.storage_policy, state["memory"])
 
 
-@register_strategy("gdumb", rules={"mem_size": at_least(1)})
+@register_strategy("gdumb", rules={"mem_size": at_least(1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     gdumb = GDumbPlugin(mem_size=int(cfg.mem_size))
     return SupervisedTemplate(

@@ -36,7 +36,7 @@ class GEMPlugin(AvalancheGEMPlugin):
         self.memory_x, self.memory_y, self.memory_tid = dict(state["x"]), dict(state["y"]), dict(state["t"])
 
 
-@register_strategy("gem", rules={"patterns_per_experience": at_least(1), "memory_strength": number_at_least(0)})
+@register_strategy("gem", rules={"patterns_per_experience": at_least(1), "memory_strength": number_at_least(0)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     gem = GEMPlugin(patterns_per_experience=int(cfg.patterns_per_experience),
                     memory_strength=float(cfg.memory_strength))

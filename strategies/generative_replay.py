@@ -110,7 +110,7 @@ class GenerativeReplayPlugin(SampleWithoutGrad):
 @register_strategy("generative_replay", rules={
     "latent_dim": at_least(1), "generator_lr": positive(), "generator_weight_decay": number_at_least(0),
     "replay_size": optional(at_least(1))},
-    settings=("class_incremental", "domain_incremental"))
+    settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     replay = GenerativeReplayPlugin(
         latent_dim=int(cfg.latent_dim), generator_lr=float(cfg.generator_lr),

@@ -63,14 +63,17 @@ class GSSPlugin(AvalancheGSSPlugin):
         self.ext_mem_list_current_index = n
         device = self.ext_mem_list_y.device
         if state["x"] is not None:
-            self._allocate(state["x"].shape[1:], device)
+            # In place once allocated: the replay loader Avalanche builds at the experience's start
+            # reads views of this tensor (on CPU), and must see the memory loaded inside it.
+            if not self.allocated or self.ext_mem_list_x.shape[1:] != state["x"].shape[1:]:
+                self._allocate(state["x"].shape[1:], device)
             self.ext_mem_list_x[:n] = state["x"].to(device)
         self.ext_mem_list_y[:n] = state["y"].to(device)
         self.buffer_score[:n] = state["score"].to(device)
 
 
 @register_strategy("gss", rules={"mem_size": at_least(1), "mem_strength": at_least(1)},
-                   settings=("class_incremental", "domain_incremental"))
+                   settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     gss = GSSPlugin(mem_size=int(cfg.mem_size), mem_strength=int(cfg.mem_strength))
     return SupervisedTemplate(model=model, optimizer=optimizer, criterion=criterion, plugins=[gss, *plugins], **common)

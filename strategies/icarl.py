@@ -193,7 +193,7 @@ def experience_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 @register_strategy("icarl", rules={"memory_size": at_least(1),
                                    "fixed_memory": Rule(lambda v: isinstance(v, bool), "true or false")},
-                   settings=("class_incremental",))
+                   settings=("class_incremental",), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if not (isinstance(getattr(model, "trunk", None), nn.Module) and isinstance(getattr(model, "head", None), nn.Linear)):
         raise ConfigError(f"strategy 'icarl' needs a single-head model with a feature trunk and a linear head "

@@ -7,6 +7,6 @@ from avalanche.training.supervised import JointTraining
 from cl_bench.registry import register_strategy
 
 
-@register_strategy("joint", offline=True)
+@register_strategy("joint", offline=True, resume_midway=True)
 def build(cfg, model, optimizer, criterion, **common) -> JointTraining:
     return JointTraining(model=model, optimizer=optimizer, criterion=criterion, **common)

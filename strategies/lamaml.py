@@ -143,7 +143,7 @@ BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
     "mem_size": at_least(1), "batch_size_mem": at_least(1), "n_inner_updates": at_least(1),
     "second_order": BOOLEAN, "grad_clip_norm": positive(), "learn_lr": BOOLEAN, "lr_alpha": positive(),
     "alpha_init": positive(), "sync_update": BOOLEAN,
-}, resume_midway=False)
+})
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> LaMAML:
     return LaMAML(model=model, optimizer=optimizer, criterion=criterion, plugins=list(plugins),
                   mem_size=int(cfg.mem_size), batch_size_mem=int(cfg.batch_size_mem),

@@ -75,7 +75,7 @@ class LFLPlugin(AvalancheLFLPlugin):
         self._freeze_heads()
 
 
-@register_strategy("lfl", rules={"lambda_e": number_at_least(0)})
+@register_strategy("lfl", rules={"lambda_e": number_at_least(0)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if not hasattr(model, "trunk") or not (hasattr(model, "head") or hasattr(model, "heads")):
         raise ConfigError(f"strategy 'lfl' needs a model with a feature trunk and a classifier head; "

@@ -44,7 +44,7 @@ class LwFPlugin(AvalancheLwFPlugin):
         lwf.prev_classes_by_task.update({t: set(c) for t, c in state["prev_classes_by_task"].items()})
 
 
-@register_strategy("lwf", rules={"alpha": scalar_or_each(number_at_least(0)), "temperature": positive()})
+@register_strategy("lwf", rules={"alpha": scalar_or_each(number_at_least(0)), "temperature": positive()}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     # A ListConfig alpha would break Avalanche's per-experience indexing; hand it plain Python.
     alpha = OmegaConf.to_object(cfg.alpha) if OmegaConf.is_config(cfg.alpha) else float(cfg.alpha)

@@ -50,7 +50,7 @@ class MASPlugin(AvalancheMASPlugin):
         self.importance = wrapped(state["importance"])
 
 
-@register_strategy("mas", rules={"lambda_reg": number_at_least(0), "alpha": between(0, 1)})
+@register_strategy("mas", rules={"lambda_reg": number_at_least(0), "alpha": between(0, 1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     mas = MASPlugin(lambda_reg=float(cfg.lambda_reg), alpha=float(cfg.alpha))
     return SupervisedTemplate(

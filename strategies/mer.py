@@ -66,7 +66,7 @@ class MER(AvalancheMER):
 
 
 @register_strategy("mer", rules={"mem_size": at_least(1), "batch_size_mem": at_least(1), "n_inner_steps": at_least(1),
-                                 "beta": between(0, 1), "gamma": between(0, 1)})
+                                 "beta": between(0, 1), "gamma": between(0, 1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> MER:
     return MER(model=model, optimizer=optimizer, criterion=criterion, plugins=list(plugins),
                mem_size=int(cfg.mem_size), batch_size_mem=int(cfg.batch_size_mem),

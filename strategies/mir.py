@@ -49,7 +49,7 @@ class MIRPlugin(AvalancheMIRPlugin):
         self._make_replay_loader()
 
 
-@register_strategy("mir", rules={"mem_size": at_least(1), "subsample": at_least(1), "batch_size_mem": at_least(1)})
+@register_strategy("mir", rules={"mem_size": at_least(1), "subsample": at_least(1), "batch_size_mem": at_least(1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     mir = MIRPlugin(mem_size=int(cfg.mem_size), subsample=int(cfg.subsample), batch_size_mem=int(cfg.batch_size_mem))
     return SupervisedTemplate(model=model, optimizer=optimizer, criterion=criterion, plugins=[mir, *plugins], **common)

@@ -4,6 +4,6 @@ from avalanche.training.templates import SupervisedTemplate
 from cl_bench.registry import register_strategy
 
 
-@register_strategy("naive")
+@register_strategy("naive", resume_midway=True)
 def build(cfg, model, optimizer, criterion, **common) -> SupervisedTemplate:
     return SupervisedTemplate(model=model, optimizer=optimizer, criterion=criterion, **common)

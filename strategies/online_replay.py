@@ -86,7 +86,7 @@ class OnlineReservoirReplayPlugin(SupervisedPlugin):
                 stored[: len(part)] = part
 
 
-@register_strategy("online_replay", rules={"mem_size": at_least(1), "batch_size_mem": optional(at_least(1))})
+@register_strategy("online_replay", rules={"mem_size": at_least(1), "batch_size_mem": optional(at_least(1))}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     replay = OnlineReservoirReplayPlugin(int(cfg.mem_size), cfg.get("batch_size_mem"))
     return SupervisedTemplate(

@@ -131,7 +131,7 @@ def prune_proportions(value, n_tasks: int) -> float | list[float]:
 
 @register_strategy("packnet", rules={
     "prune_proportion": scalar_or_each(between(0, 1)), "post_prune_fraction": between(0, 1)},
-    settings=("task_incremental",), resume_midway=False)
+    settings=("task_incremental",))
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     _, widths = mlp_widths("packnet", model)
     if optimizer.defaults.get("weight_decay", 0):

@@ -69,7 +69,7 @@ class PNNPlugin(SupervisedPlugin):
         model.heads[task].requires_grad_(True)
 
 
-@register_strategy("pnn", rules={"adapter": one_of("mlp", "linear")}, settings=("task_incremental",))
+@register_strategy("pnn", rules={"adapter": one_of("mlp", "linear")}, settings=("task_incremental",), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     in_features, widths = mlp_widths("pnn", model)
     if any(isinstance(m, nn.Dropout) for m in model.trunk.modules()):

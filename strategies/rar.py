@@ -108,7 +108,7 @@ def nearest_other_class(distance, y_mem, y_batch, current_classes):
     "mem_size": at_least(1), "batch_size_mem": optional(at_least(1)), "opt_lr": positive(),
     "beta_coef": number_at_least(0), "epsilon_fgsm": number_at_least(0), "iter_fgsm": at_least(2),
     "decay_factor_fgsm": between(0, 1),
-}, settings=("class_incremental", "domain_incremental"))
+}, settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     if not hasattr(model, "trunk"):
         raise ConfigError(f"strategy 'rar' needs a model with a feature trunk (model.trunk); "

@@ -113,7 +113,7 @@ class WeightedReplayPlugin(ReplayPlugin):
     "storage_policy": one_of(*STORAGE_POLICIES),
     "batch_size_mem": optional(at_least(1)),
     "new_data_weight": Rule(lambda w: w is None or 0 <= w <= 1, "null or in [0, 1]"),
-})
+}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     common_args = dict(
         mem_size=int(cfg.mem_size),

@@ -61,7 +61,7 @@ class RWalkPlugin(AvalancheRWalkPlugin):
 
 
 @register_strategy("rwalk", rules={"ewc_lambda": number_at_least(0), "ewc_alpha": between(0, 1),
-                                   "delta_t": at_least(1)})
+                                   "delta_t": at_least(1)}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     rwalk = RWalkPlugin(ewc_lambda=float(cfg.ewc_lambda), ewc_alpha=float(cfg.ewc_alpha), delta_t=int(cfg.delta_t))
     return SupervisedTemplate(

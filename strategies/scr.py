@@ -73,7 +73,7 @@ class SCR(AvalancheSCR):
 
 
 @register_strategy("scr", rules={"mem_size": at_least(1), "batch_size_mem": at_least(1), "temperature": positive()},
-                   settings=("class_incremental", "domain_incremental"))
+                   settings=("class_incremental", "domain_incremental"), resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SCR:
     head = getattr(model, "head", None)
     if not hasattr(model, "trunk") or not isinstance(head, nn.Linear):

@@ -86,7 +86,7 @@ def _own_copies(snapshot: dict) -> None:
 
 
 @register_strategy("si", rules={"si_lambda": number_at_least(0), "eps": positive(),
-                                "importance_clip": optional(positive())})
+                                "importance_clip": optional(positive())}, resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     clip = cfg.get("importance_clip")
     si = SynapticIntelligencePlugin(si_lambda=float(cfg.si_lambda), eps=float(cfg.eps),

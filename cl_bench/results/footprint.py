@@ -8,14 +8,14 @@ from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training.plugins import EvaluationPlugin
 
 from cl_bench.evaluation.continual import ContinualEvaluationPlugin
-from cl_bench.midway import MidwayCheckpoints
+from cl_bench.midway import LoggedIterator, MidwayCheckpoints
 
 # Bookkeeping that is not the method's own memory.
 _NOT_STATE = (EvaluationPlugin, ContinualEvaluationPlugin, MidwayCheckpoints)
 
 
 def _bytes(obj, seen: set, depth: int = 0) -> int:
-    if depth > 6 or id(obj) in seen:
+    if depth > 6 or id(obj) in seen or isinstance(obj, LoggedIterator):  # a fetch log is bookkeeping
         return 0
     seen.add(id(obj))
     if isinstance(obj, torch.Tensor):

@@ -57,8 +57,8 @@ class SafeTrackers:
         self.trackers = list(trackers)
         self.continued: set[str] = set()  # trackers that resumed their earlier run
 
-    def _call(self, method: str, *args) -> None:
-        for tracker in list(self.trackers):
+    def _call(self, method: str, *args, skip: set[str] = frozenset()) -> None:
+        for tracker in [t for t in self.trackers if t.name not in skip]:
             try:
                 getattr(tracker, method)(*args)
             except Exception as exc:  # tracking is never worth losing a run over
@@ -81,8 +81,11 @@ class SafeTrackers:
 
     def log_history(self, experience, curve_rows, task_end):
         """An experience logged before a checkpoint, again, to the trackers that started over."""
-        for tracker in [t for t in self.trackers if t.name not in self.continued]:
-            SafeTrackers([tracker])._call("log_experience", experience, curve_rows, task_end)
+        self._call("log_experience", experience, curve_rows, task_end, skip=self.continued)
+
+    def log_history_rates(self, rows):
+        """Learning rates logged before a checkpoint, again, to the trackers that started over."""
+        self._call("log_learning_rates", rows, skip=self.continued)
 
     def log_experience(self, experience, curve_rows, task_end):
         self._call("log_experience", experience, curve_rows, task_end)

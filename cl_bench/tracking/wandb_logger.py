@@ -7,7 +7,9 @@ seeds), one chart per task of continual accuracy against training iteration
 the learning rate of every update (`train/lr`, x = `update`, the update's 0-based index: lr.csv),
 the summary metrics, and the stability-gap plot. Runs of one sweep share a W&B group. A run
 resumed from a checkpoint continues the same W&B run (its id is in the checkpoint,
-`resume="allow"`), so its charts hold each point once.
+`resume="allow"`), so its charts hold each point once: online, it logs only what follows the
+checkpoint; offline, its folder holds the whole history again (`wandb sync` of the latest folder
+of a run id replaces the earlier ones).
 """
 from __future__ import annotations
 
@@ -35,7 +37,10 @@ class WandbTracker(Tracker):
 
     def resume(self, state: dict) -> bool:
         self.resume_id = state.get("id")
-        return self.resume_id is not None and self.mode != "disabled"
+        # Online, W&B holds what the run logged before the checkpoint: the run continues there.
+        # Offline, each attempt writes its own folder, and syncing a later folder of the same id
+        # replaces what an earlier one sent (wandb/wandb#3841): the later folder gets it all again.
+        return self.resume_id is not None and self.mode == "online"
 
     def start(self, config: dict, info: RunInfo) -> None:
         import wandb

@@ -4,8 +4,9 @@
 #                                      slurmctld and slurmd, wait until the node is idle
 #   bash tests/cluster/slurm.sh down   stop the daemons (the packages stay)
 # Needs root (apt-get, daemons). Nothing is contacted beyond the package registry. The node is this
-# host with 2 CPUs in partition `cpu`; finished jobs are recorded in a job-completion file
+# host with its CPUs in partition `cpu`; finished jobs are recorded in a job-completion file
 # ($JOBCOMP), so no accounting database is needed. Requeue is allowed (preemption tests).
+# For a test machine only: it refuses to touch a slurm.conf it did not write (a real cluster's).
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
@@ -19,7 +20,17 @@ install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge
 }
 
+MARK="# Written by cl-bench's tests/cluster/slurm.sh"
+
+ours() {
+    [ ! -e "$CONF_DIR/slurm.conf" ] || grep -qF "$MARK" "$CONF_DIR/slurm.conf"
+}
+
 configure() {
+    if ! ours; then
+        echo "slurm: $CONF_DIR/slurm.conf was not written by this script; not touching a real cluster" >&2
+        exit 1
+    fi
     mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$(dirname "$JOBCOMP")" /etc/munge /var/run/munge /var/log/munge /var/lib/munge
     if [ ! -s /etc/munge/munge.key ]; then
         dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
@@ -31,7 +42,7 @@ configure() {
     local memory
     memory=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))  # half the machine, in MB
     cat > "$CONF_DIR/slurm.conf" <<CONF
-# Written by cl-bench's tests/cluster/slurm.sh: a one-node cluster for tests.
+$MARK: a one-node cluster for tests.
 ClusterName=clbench
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
@@ -83,6 +94,10 @@ up() {
 }
 
 down() {
+    if ! ours; then
+        echo "slurm: $CONF_DIR/slurm.conf was not written by this script; not stopping a real cluster's daemons" >&2
+        exit 1
+    fi
     pkill -x slurmd || true
     pkill -x slurmctld || true
     pkill -x munged || true
