@@ -3,6 +3,7 @@
 evaluation, under one set of common settings.
 
     python leaderboards/zoo.py run --out RUNS [--seeds 0,1,2] [--scenarios class_il,task_il,domain_il] [--jobs 2]
+                                  [--skip mer,...]
     python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md   # and leaderboards/zoo_<scenario>.png
 
 `run` starts one `cl-bench` process per (scenario, strategy, seed) into RUNS/<scenario>/<strategy>/seed<k>
@@ -83,9 +84,9 @@ def run_one(out: Path, scenario: str, strategy: str, seed: int) -> str:
     return f"{scenario} {strategy} seed {seed}: exit {rc}"
 
 
-def run(out: Path, scenarios: list[str], seeds: list[int], jobs: int) -> int:
+def run(out: Path, scenarios: list[str], seeds: list[int], jobs: int, skip: set[str] = frozenset()) -> int:
     todo = [(scenario, strategy, seed) for seed in seeds for scenario in scenarios
-            for strategy in supported(SCENARIOS[scenario][0])]
+            for strategy in supported(SCENARIOS[scenario][0]) if strategy not in skip]
     with ThreadPoolExecutor(jobs) as pool:
         for line in pool.map(lambda job: run_one(out, *job), todo):
             print(line, flush=True)
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--scenarios", default=",".join(SCENARIOS))
     r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--skip", default="", help="strategies not to run (a table's 'not run' list names them)")
     t = sub.add_parser("table")
     t.add_argument("runs", type=Path)
     t.add_argument("--figures", type=Path, default=Path(__file__).parent)
@@ -225,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
         if unknown:
             parser.error(f"unknown scenario '{unknown[0]}'; choose from {', '.join(SCENARIOS)}")
-        return run(args.out, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], args.jobs)
+        skip = {s for s in args.skip.split(",") if s}
+        if skip - set(STRATEGIES.names()):
+            parser.error(f"unknown strategy '{sorted(skip - set(STRATEGIES.names()))[0]}' in --skip; see `cl-bench list strategies`")
+        return run(args.out, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], args.jobs, skip)
     text = table(args.runs, args.figures)
     if args.out is None:
         print(text)
