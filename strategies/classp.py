@@ -9,10 +9,15 @@ With apply_scaling=False the step is plain SGD (w_i <- w_i - lr * g_i) while the
 keeps running, as in the authors' first task. Weights that moved a lot slow down (adjustment
 suppression); only weights with a significant gradient move (sparsity promotion).
 
-`reference_compat=True` reproduces the released code instead: its threshold test is per TENSOR
-and compares a bool with the threshold (`(grad**2).any() > threshold`, so thresholds < 1 never
-gate and thresholds >= 1 freeze everything), it accumulates sum |g| whatever p is, and it adds
-the current gradient to the accumulator before scaling.
+`rule` picks the update (`strategy.rule`):
+- `paper` (the default): as above. Its first step on a weight divides by eps alone (nothing is
+  accumulated yet), so with scaling on from the start a weight's first move is lr * g / eps.
+- `safe_first_step`: the paper's gate and accumulator, but the current |g|^p is in the
+  denominator, sum over k <= t, so the first step is at most lr * sign(g) in size.
+- `code`: the released code. Its threshold test is per TENSOR and compares a bool with the
+  threshold (`(grad**2).any() > threshold`, so thresholds < 1 never gate and thresholds >= 1
+  freeze everything), it accumulates sum |g| whatever p is, and it adds the current gradient to
+  the accumulator before scaling.
 
 The strategy `classp` trains with this optimizer (its settings come from the strategy config;
 the `optimizer` group is not used). Its state is one accumulator per weight, kept across
@@ -25,14 +30,13 @@ from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from cl_bench.registry import register_strategy
-from cl_bench.rules import number_at_least, positive
+from cl_bench.rules import number_at_least, one_of, positive
 
 
 class CLASSP(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 0.2, threshold: float = 0.5, eps: float = 1e-5, power: float = 1.0,
-                 apply_scaling: bool = True, reference_compat: bool = False):
-        defaults = dict(lr=lr, threshold=threshold, eps=eps, power=power, apply_scaling=apply_scaling,
-                        reference_compat=reference_compat)
+                 apply_scaling: bool = True, rule: str = "paper"):
+        defaults = dict(lr=lr, threshold=threshold, eps=eps, power=power, apply_scaling=apply_scaling, rule=rule)
         super().__init__(params, defaults)
 
     def set_scaling(self, enabled: bool) -> None:
@@ -58,7 +62,7 @@ class CLASSP(torch.optim.Optimizer):
                 if "accumulator" not in state:
                     state["accumulator"] = torch.zeros_like(w)
                 acc = state["accumulator"]
-                if group["reference_compat"]:
+                if group["rule"] == "code":
                     gate_open = bool((g ** 2).any()) > thr  # the released code's tensor-wide test
                     if not gate_open:
                         continue
@@ -67,10 +71,8 @@ class CLASSP(torch.optim.Optimizer):
                     w.sub_(lr * step)
                     continue
                 active = g.pow(2) > thr
-                if group["apply_scaling"]:
-                    step = g / (eps + acc).pow(1 / p)  # previous gradients only: sum over k < t
-                else:
-                    step = g
+                seen = acc + g.abs().pow(p) if group["rule"] == "safe_first_step" else acc  # k <= t, or k < t
+                step = g / (eps + seen).pow(1 / p) if group["apply_scaling"] else g
                 w.sub_(lr * torch.where(active, step, torch.zeros_like(step)))
                 acc.add_(torch.where(active, g.abs().pow(p), torch.zeros_like(g)))
         return loss
@@ -85,11 +87,12 @@ class ScalingPhaseSwitch(SupervisedPlugin):
 
 
 @register_strategy("classp", rules={"lr": positive(), "threshold": number_at_least(0), "eps": positive(),
-                                    "power": positive()}, resume_midway=True)
+                                    "power": positive(), "rule": one_of("paper", "safe_first_step", "code")},
+                   resume_midway=True)
 def build(cfg, model, optimizer, criterion, plugins=(), **common) -> SupervisedTemplate:
     classp = CLASSP(model.parameters(), lr=float(cfg.lr), threshold=float(cfg.threshold), eps=float(cfg.eps),
                     power=float(cfg.power), apply_scaling=bool(cfg.apply_scaling),
-                    reference_compat=bool(cfg.reference_compat))
+                    rule=str(cfg.rule))
     extra = [ScalingPhaseSwitch()] if cfg.phase_switch else []
     return SupervisedTemplate(model=model, optimizer=classp, criterion=criterion,
                               plugins=[*extra, *plugins], **common)

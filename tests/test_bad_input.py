@@ -17,6 +17,7 @@ CASES = [
     (["+experiment=nope"], 2, "unknown experiment 'nope'"),
     (["-m", "strategy=naive,nope"], 2, "unknown strategy 'nope'"),
     (["strategy.ewc_lambda=5"], 2, "unknown key 'strategy.ewc_lambda' (set to 5); keys allowed under strategy: batch_size_mem, mem_size"),
+    (["strategy=classp", "strategy.rule=released"], 2, "strategy.rule must be one of paper, safe_first_step, code, got 'released'"),
     (["+strategy.foo=1"], 2, "unknown key 'strategy.foo'; keys allowed under strategy:"),
     (["foo=3"], 2, "unknown key 'foo' (set to 3); keys allowed at the top: addons, checkpoint, data, deterministic, device"),
     (["train.batch_size=["], 2, "cannot parse the command line"),

@@ -68,18 +68,31 @@ def test_without_scaling_steps_are_plain_sgd_and_accumulator_runs():
     assert torch.allclose(opt.state[w]["accumulator"], 2 * g.abs())
 
 
-def test_reference_compat_reproduces_released_code():
+def test_safe_first_step_puts_the_current_gradient_in_the_denominator():
+    g1, g2 = torch.tensor([0.8, -3.0]), torch.tensor([2.0, 1.0])
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = CLASSP([w], lr=0.2, threshold=0.5, eps=1e-5, power=2.0, rule="safe_first_step")
+    apply(opt, w, [g1])
+    first = 0.2 * g1 / (1e-5 + g1 ** 2) ** 0.5
+    assert torch.allclose(w.data, -first)  # about lr * sign(g): the paper rule would step by lr * g / eps**0.5
+    assert first.abs().max() <= 0.2
+    apply(opt, w, [g2])
+    assert torch.allclose(w.data, -first - 0.2 * g2 / (1e-5 + g1 ** 2 + g2 ** 2) ** 0.5)
+    assert torch.allclose(opt.state[w]["accumulator"], g1 ** 2 + g2 ** 2)
+
+
+def test_code_rule_reproduces_released_code():
     g = torch.tensor([0.01, -2.0])
     # threshold < 1: the bool gate is always open, even for a tiny gradient element
     w = torch.nn.Parameter(torch.zeros(2))
-    opt = CLASSP([w], lr=0.2, threshold=0.5, eps=1e-5, power=2.0, reference_compat=True)
+    opt = CLASSP([w], lr=0.2, threshold=0.5, eps=1e-5, power=2.0, rule="code")
     apply(opt, w, [g])
     # sum |g| (not g^2) including the current gradient, then the p-th root
     assert torch.allclose(opt.state[w]["accumulator"], g.abs())
     assert torch.allclose(w.data, -0.2 * g / (1e-5 + g.abs()) ** 0.5)
     # threshold >= 1 freezes everything
     w2 = torch.nn.Parameter(torch.zeros(2))
-    apply(CLASSP([w2], threshold=1.0, reference_compat=True), w2, [g])
+    apply(CLASSP([w2], threshold=1.0, rule="code"), w2, [g])
     assert torch.equal(w2.data, torch.zeros(2))
 
 
