@@ -120,6 +120,15 @@ def stream_updates(scenario, epochs: list[int], batch_size: int, offline: bool) 
     return sum(math.ceil(n / batch_size) * e for n, e in zip(sizes, epochs))
 
 
+def evaluated_model(addons: dict, model: torch.nn.Module) -> torch.nn.Module:
+    """What every evaluation classifies with: the trained model, or the one add-on's view of it
+    that replaces it (an average of its weights, another classifier on its features)."""
+    views = {name: addon for name, addon in addons.items() if hasattr(addon, "evaluated_model")}
+    if len(views) > 1:
+        raise ConfigError(f"addons {' and '.join(views)} each replace the evaluated model; keep one")
+    return next(iter(views.values())).evaluated_model(model) if views else model
+
+
 def title(cfg: DictConfig) -> str:
     return f"{cfg.scenario.name} / {cfg.strategy.name} / seed {cfg.seed}"
 
@@ -236,7 +245,10 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         all_tasks_seen=method.offline or scenario.evaluates_all_from_start)
     lr_schedule = LearningRateSchedule(cfg.schedule, stream_updates(scenario, epochs, int(cfg.train.batch_size), method.offline),
                                        output_dir / files.LEARNING_RATES)
-    addons = [ADDONS.build(name, addon_cfg, seed=seed) for name, addon_cfg in cfg.get("addons", {}).items()]
+    addons = {name: ADDONS.build(name, addon_cfg, seed=seed) for name, addon_cfg in cfg.get("addons", {}).items()}
+    evaluated = evaluated_model(addons, model)
+    if continual:
+        continual.evaluated_model = evaluated
     writes = results["checkpoints"] = {"writes": 0, "seconds": 0.0, "bytes": 0}  # by this process
     midway_checkpoints = MidwayCheckpoints(
         cfg.checkpoint.every_updates, cfg.checkpoint.every_seconds, enabled=method.resume_midway, device=device,
@@ -246,7 +258,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         cfg.strategy, model, optimizer, torch.nn.CrossEntropyLoss(),
         train_mb_size=int(cfg.train.batch_size), train_epochs=epochs[0], eval_mb_size=eval_batch, device=device,
         evaluator=quiet_evaluator(),
-        plugins=[lr_schedule, *addons, *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard(),
+        plugins=[lr_schedule, *addons.values(), *([continual] if continual else []), ProgressBar(scenario.n_experiences), DivergenceGuard(),
                  midway_checkpoints],  # last: it writes the state after every other plugin's update
     )
     train_stream = scenario.benchmark.train_stream
@@ -274,7 +286,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
             strategy.train(steps[k], eval_streams=[])
         progress["train_time_s"] += time.perf_counter() - t0
         with autocast(cfg.train.precision, device):
-            row = evaluate_experiences(model, scenario.evaluation_sets, device, eval_batch)
+            row = evaluate_experiences(evaluated, scenario.evaluation_sets, device, eval_batch)
         results["acc_matrix"].append(row)
         files.append_jsonl(output_dir / files.PROGRESS, {"experience": k, "accuracy": row})
         new_rows = continual.rows[logged_rows:] if continual else []

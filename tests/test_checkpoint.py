@@ -84,6 +84,8 @@ CASES = [
     ["strategy=naive", "+addons=refresh", "addons.refresh.variant=code", "addons.refresh.rate=0.01"],
     ["strategy=replay", "+addons=view_batch", "addons.view_batch.shift=1", "addons.view_batch.warmup_epochs=0"],
     ["strategy=naive", "+addons=group_mask"],
+    ["strategy=replay", "+addons=ema"],
+    ["strategy=replay", "+addons=ncm_eval"],
     ["strategy=replay", "eval=off"],
     ["strategy=replay", "eval.resample_each_eval=true", "eval.samples_per_task=50"],
     ["strategy=replay", "scenario=power_law_rehearsal", "scenario@scenario.base=split_digits",

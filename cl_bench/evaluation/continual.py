@@ -62,6 +62,7 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
         self.all_tasks_seen = all_tasks_seen  # joint training sees every task from the start
         self.n_tasks = len(experiences)
         self.device = device
+        self.evaluated_model: torch.nn.Module | None = None  # an add-on's view of the model (EMA, NCM); None: the model
         # A private generator: evaluation must not consume the training RNG streams.
         self.generator = torch.Generator().manual_seed(seed)
         self.sizes = [len(e.y_test) if samples_per_task == -1 else min(samples_per_task, len(e.y_test))
@@ -124,7 +125,7 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
 
     def _record(self, strategy) -> None:
         t0 = time.perf_counter()
-        self._pending.append((self.updates, self.current, self.evaluate(strategy.model)))
+        self._pending.append((self.updates, self.current, self.evaluate(self.evaluated_model or strategy.model)))
         self.last_evaluated = self.updates
         self.seconds += time.perf_counter() - t0
 
