@@ -5,6 +5,7 @@ evaluation, under one set of common settings.
     python leaderboards/zoo.py run --out RUNS [--seeds 0,1,2] [--scenarios class_il,task_il,domain_il] [--jobs 2]
                                   [--skip mer,...]
     python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md   # and leaderboards/zoo_<scenario>.png
+    (a scenario RUNS does not hold keeps its section of the existing zoo.md)
 
 `run` starts one `cl-bench` process per (scenario, strategy, seed) into RUNS/<scenario>/<strategy>/seed<k>
 and skips the runs already finished there, so a killed sweep resumes by running the same command.
@@ -185,7 +186,17 @@ about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER al
 NOTES = "## What the tables show"  # where the hand-written part of zoo.md begins
 
 
-def table(out: Path, figures: Path) -> str:
+def section(text: str, scenario: str) -> str | None:
+    """A scenario's section of an earlier zoo.md, from its heading to the next one."""
+    start = text.find(f"## {TITLES[scenario]}\n")
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else len(text)].strip("\n") + "\n"
+
+
+def table(out: Path, figures: Path, old: str = "") -> str:
+    """The tables of the scenarios RUNS holds; a scenario it does not hold keeps its section of `old`."""
     lines = [HEADER]
     for scenario in SCENARIOS:
         groups = defaultdict(list)
@@ -194,6 +205,8 @@ def table(out: Path, figures: Path) -> str:
                 results["_dir"] = str(folder)  # where first_task_curves finds curves.csv
                 groups[results["strategy"]].append(results)
         if not groups:
+            if section(old, scenario):
+                lines.append(section(old, scenario))
             continue
         header = ["strategy", "family", "seeds"] + [label + " (%)" for label, _ in METRICS] + ["held memory (MB)", "train (s)"]
         rows = sorted((row(s, rs) for s, rs in groups.items()), key=lambda r: -float(r[3].split(" ")[0]) if r[3][0].isdigit() else 1)
@@ -221,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table")
     t.add_argument("runs", type=Path)
     t.add_argument("--figures", type=Path, default=Path(__file__).parent)
-    t.add_argument("--out", type=Path, help="write here, keeping the file's hand-written section from NOTES on")
+    t.add_argument("--out", type=Path, help="write here, keeping the file's hand-written section from NOTES on "
+                                            "and the sections of scenarios RUNS does not hold")
     args = parser.parse_args(argv)
     if args.command == "run":
         unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
@@ -231,11 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         if skip - set(STRATEGIES.names()):
             parser.error(f"unknown strategy '{sorted(skip - set(STRATEGIES.names()))[0]}' in --skip; see `cl-bench list strategies`")
         return run(args.out, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], args.jobs, skip)
-    text = table(args.runs, args.figures)
+    old = args.out.read_text() if args.out is not None and args.out.is_file() else ""
+    text = table(args.runs, args.figures, old)
     if args.out is None:
         print(text)
         return 0
-    old = args.out.read_text() if args.out.is_file() else ""
     notes = old[old.index(NOTES):] if NOTES in old else ""
     args.out.write_text(text + ("\n" + notes if notes else ""))
     return 0
