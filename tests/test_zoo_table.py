@@ -1,0 +1,24 @@
+"""leaderboards/zoo.py table: a scenario the runs folder does not hold keeps its earlier section."""
+import importlib.util
+from pathlib import Path
+
+ZOO = Path(__file__).resolve().parents[1] / "leaderboards" / "zoo.py"
+
+
+def load_zoo():
+    spec = importlib.util.spec_from_file_location("zoo", ZOO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sections_of_scenarios_without_runs_are_kept(tmp_path):
+    zoo = load_zoo()
+    old = (f"# old header\n\n## {zoo.TITLES['class_il']}\n\n| a | b |\n|---|---|\n| x | 1 |\n\n"
+           f"## {zoo.TITLES['task_il']}\n\ntask table\n\n{zoo.NOTES} (by hand)\n\nnotes\n")
+    text = zoo.table(tmp_path, tmp_path, old)
+    assert text.startswith(zoo.HEADER)
+    assert f"## {zoo.TITLES['class_il']}\n\n| a | b |\n|---|---|\n| x | 1 |\n" in text
+    assert f"## {zoo.TITLES['task_il']}\n\ntask table\n" in text
+    assert zoo.NOTES not in text  # the hand-written part is main()'s to append, once
+    assert zoo.TITLES["domain_il"] not in text  # neither run nor in the old file
