@@ -21,10 +21,12 @@ sweep() {  # claim variant overrides...
 }
 
 if [[ $which == all || $which == view_batch ]]; then
-  # view_batch.md's setting (Split-MNIST, memory 2000, 4 epochs, evaluation every 10 updates);
-  # the full method and plain replay are its rows already.
+  # view_batch.md's setting (Split-MNIST, memory 2000, 4 epochs, evaluation every 10 updates):
+  # its two rows again on this commit, then the ablations.
   E="scenario=split_mnist eval.schedule=every eval.period=10 seed=0,1,2 train.epochs=4"
   VB="+addons=view_batch addons.view_batch.shift=2 addons.view_batch.warmup_epochs=2"
+  sweep view_batch er_replay $E strategy=replay strategy.mem_size=2000 train.batch_size=128
+  sweep view_batch er_view_batch $E strategy=replay strategy.mem_size=2000 train.batch_size=256 $VB
   sweep view_batch er_sampler_only $E strategy=replay strategy.mem_size=2000 train.batch_size=256 $VB addons.view_batch.weight=0
   sweep view_batch er_merged_memory $E strategy=replay strategy.mem_size=2000 train.batch_size=256 $VB addons.view_batch.views=1
   # iCaRL with the paper's buffer (200): its exemplars join the training set, as view-batch assumes.
