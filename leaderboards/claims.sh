@@ -2,15 +2,15 @@
 # leaderboards/claims.md: the runs behind its rows that no other leaderboard holds: view-batch's
 # ablations and view-batch on iCaRL, refresh on DER++ over four orders of magnitude of its rate
 # (paper and released-code rules), CLASSP's safe first step, fast/slow on the few-shot stream with
-# 8 seeds.
+# 8 seeds, the stability gap on Rotated-MNIST at the paper's 10 epochs.
 #
-#   CL_BENCH_DATA=../shared/data bash leaderboards/claims.sh RUNS [view_batch|refresh|classp|fast_slow]
+#   CL_BENCH_DATA=../shared/data bash leaderboards/claims.sh RUNS [view_batch|refresh|classp|fast_slow|stability_gap]
 #   then the cl-bench-leaderboard command under each claim in claims.md
 #
 # One Hydra multirun per (claim, variant) into RUNS/<claim>/<variant>; finished jobs are not run
 # again, so a killed sweep resumes by running the same command.
 set -euo pipefail
-runs=${1:?usage: claims.sh RUNS [view_batch|refresh|classp|fast_slow]}
+runs=${1:?usage: claims.sh RUNS [view_batch|refresh|classp|fast_slow|stability_gap]}
 which=${2:-all}
 export OMP_NUM_THREADS=1  # one core per sweep: the machine has two
 
@@ -58,4 +58,9 @@ if [[ $which == all || $which == fast_slow ]]; then
      train.epochs=5 train.batch_size=10 seed=0,1,2,3,4,5,6,7"
   sweep fast_slow main $F strategy=naive,fast_slow,replay
   sweep fast_slow ewc $F strategy=ewc strategy.ewc_lambda=10
+fi
+
+if [[ $which == all || $which == stability_gap ]]; then
+  # The Rotated-MNIST preset at the paper's 10 epochs per task (the preset's 3 fit a CPU budget).
+  sweep stability_gap rotated_10_epochs +experiment=stability_gap_rotated_mnist scenario.angle_step=10,80 train.epochs=10 seed=0,1,2
 fi
