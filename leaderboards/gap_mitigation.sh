@@ -17,7 +17,7 @@ export OMP_NUM_THREADS=1
 presets=(stability_gap_split_mnist gap_hess_rotated_mnist)
 # strategy name | overrides (fine-tuning drops the ER keys the presets set)
 strategies=("er|" "finetune|strategy=naive ~strategy.mem_size ~strategy.storage_policy ~strategy.new_data_weight")
-variants=("none|" "ema|+addons=ema" "ema0.999|+addons=ema addons.ema.decay=0.999" "ncm|+addons=ncm_eval")
+variants=("none|" "ema|+addons=ema" "ncm|+addons=ncm_eval")
 
 for seed in ${seeds//,/ }; do
   for preset in "${presets[@]}"; do
