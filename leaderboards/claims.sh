@@ -47,6 +47,8 @@ if [[ $which == all || $which == classp ]]; then
   C="strategy=classp strategy.rule=safe_first_step train.epochs=1 train.batch_size=128 seed=0,1,2"
   sweep classp split_mnist scenario=split_mnist $C
   sweep classp permuted_mnist scenario=permuted_mnist scenario.n_experiences=5 eval.schedule=every eval.period=10 $C
+  # The default threshold (0.5 on g^2) gates nearly every weight on these streams: the same with 0.
+  sweep classp split_mnist_threshold0 scenario=split_mnist $C strategy.threshold=0.0 strategy.rule=paper,safe_first_step
   sweep classp authors_protocol scenario=permuted_mnist scenario.n_experiences=2 "train.epochs=[4,1]" train.batch_size=32 \
     eval.schedule=every eval.period=50 seed=0,1,2 strategy=classp strategy.rule=safe_first_step \
     strategy.phase_switch=true strategy.threshold=0.0
