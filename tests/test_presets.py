@@ -24,7 +24,7 @@ def test_every_experiment_preset_composes_and_passes_its_components_rules(preset
 # Presets for rows that need a GPU machine and a dataset not in ../shared/data: each runs end to end
 # here on fake files in the real on-disk format, narrowed (1 epoch, a narrow model of its kind); slow
 # (GEM and A-GEM on 20 tasks take ~30 s each), so they run in .ci/run's second step.
-GPU_PRESETS = [p for p in PRESETS if p.startswith("baseline_") and ("cifar" in p or "tinyimagenet" in p)]
+GPU_PRESETS = [p for p in PRESETS if p.startswith(("baseline_", "view_batch_")) and ("cifar" in p or "tinyimagenet" in p)]
 NARROW_MODEL = {"resnet18_reduced": "model.nf=4", "convnet": "model.channels=[4,4]", "mlp": "model.hidden_sizes=[16]"}
 
 
