@@ -214,15 +214,18 @@ def test_killed_or_preempted_processes_resume_with_the_same_command_to_the_same_
     """A real process: SIGKILL (no warning: it resumes from the last boundary), then SIGUSR2
     (SLURM's warning, submitit's signal) and SIGTERM (scancel, kill), after which the run stops
     after the update in progress with a checkpoint, exits as the signal would and resumes there."""
-    # Epochs long enough (about 1 s per experience here) that a signal 0.3 s after an experience
-    # ends lands inside the next one.
+    # Epochs long enough (about 1 s per experience on an idle machine) that a signal sent a
+    # fraction of an experience after one ends lands inside the next; the fraction is measured on
+    # the reference run, so a loaded machine (slower experiences) waits longer.
     overrides = ["strategy=replay", "train.epochs=40", "seed=7"]
+    started = time.monotonic()
     reference = cli(tmp_path / "a", *overrides)
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
+    delay = max(0.3, 0.25 * (time.monotonic() - started) / 5)  # a quarter of an experience, start-up included
     for done, signum in ((1, signal.SIGKILL), (2, signal.SIGUSR2), (3, signal.SIGTERM)):
         process = cli(tmp_path / "b", *overrides)
         wait_for_lines(tmp_path / "b" / "progress.jsonl", done, process)
-        time.sleep(0.3)
+        time.sleep(delay)
         process.send_signal(signum)
         out, _ = process.communicate(timeout=60)
         assert len((tmp_path / "b" / "progress.jsonl").read_text().splitlines()) == done  # stopped inside the next one
