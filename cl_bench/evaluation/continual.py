@@ -125,7 +125,8 @@ class ContinualEvaluationPlugin(SupervisedPlugin):
 
     def _record(self, strategy) -> None:
         t0 = time.perf_counter()
-        self._pending.append((self.updates, self.current, self.evaluate(strategy.model if self.evaluated_model is None else self.evaluated_model)))
+        model = strategy.model if self.evaluated_model is None else self.evaluated_model
+        self._pending.append((self.updates, self.current, self.evaluate(model)))
         self.last_evaluated = self.updates
         self.seconds += time.perf_counter() - t0
 
