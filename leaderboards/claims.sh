@@ -2,15 +2,16 @@
 # leaderboards/claims.md: the runs behind its rows that no other leaderboard holds: view-batch's
 # ablations and view-batch on iCaRL, refresh on DER++ over four orders of magnitude of its rate
 # (paper and released-code rules), CLASSP's safe first step, fast/slow on the few-shot stream with
-# 8 seeds, the stability gap on Rotated-MNIST at the paper's 10 epochs.
+# 8 seeds, power-law rehearsal's per-phase budgets, exponents, LwF and class-incremental base,
+# the stability gap on Rotated-MNIST at the paper's 10 epochs.
 #
-#   CL_BENCH_DATA=../shared/data bash leaderboards/claims.sh RUNS [view_batch|refresh|classp|fast_slow|stability_gap]
+#   CL_BENCH_DATA=../shared/data bash leaderboards/claims.sh RUNS [view_batch|refresh|classp|fast_slow|power_law|stability_gap]
 #   then the cl-bench-leaderboard command under each claim in claims.md
 #
 # One Hydra multirun per (claim, variant) into RUNS/<claim>/<variant>; finished jobs are not run
 # again, so a killed sweep resumes by running the same command.
 set -euo pipefail
-runs=${1:?usage: claims.sh RUNS [view_batch|refresh|classp|fast_slow|stability_gap]}
+runs=${1:?usage: claims.sh RUNS [view_batch|refresh|classp|fast_slow|power_law|stability_gap]}
 which=${2:-all}
 export OMP_NUM_THREADS=1  # one core per sweep: the machine has two
 
@@ -60,6 +61,19 @@ if [[ $which == all || $which == fast_slow ]]; then
      train.epochs=5 train.batch_size=10 seed=0,1,2,3,4,5,6,7"
   sweep fast_slow main $F strategy=naive,fast_slow,replay
   sweep fast_slow ewc $F strategy=ewc strategy.ewc_lambda=10
+fi
+
+if [[ $which == all || $which == power_law ]]; then
+  # power_law_rehearsal.md's Permuted-MNIST setting (60k rehearsed in total) varied one way at a time.
+  P="+experiment=power_law_permuted_mnist eval.period=50 seed=0,1,2"
+  sweep power_law per_phase $P scenario.schedule.total_budget=null scenario.schedule.per_phase_budget=6667 \
+    scenario.schedule.kind=power_law,exponential,uniform
+  sweep power_law exponents $P scenario.schedule.kind=power_law scenario.schedule.exponent=0.5,2.0,4.0
+  sweep power_law lwf $P strategy=lwf scenario.schedule.kind=power_law,uniform,none
+  # Class-incremental base: Split-MNIST, 12k rehearsed in total.
+  S="+experiment=power_law_split_mnist seed=0,1,2"
+  sweep power_law split_mnist $S scenario.schedule.kind=power_law,exponential,uniform,none
+  sweep power_law split_mnist_lwf $S strategy=lwf scenario.schedule.kind=power_law,none
 fi
 
 if [[ $which == all || $which == stability_gap ]]; then

@@ -66,24 +66,44 @@ def build(overrides, seed=0):
     return build_scenario("power_law_rehearsal", cfg, None, seed)
 
 
+def training_tensors(scenario, t):
+    """What a strategy trains on at phase t: the Avalanche dataset's samples, in order."""
+    dataset = scenario.benchmark.train_stream[t].dataset
+    x, y, _ = next(iter(torch.utils.data.DataLoader(dataset, batch_size=len(dataset))))
+    return x, y
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_built_stream_holds_exactly_the_scheduled_samples(kind):
     scenario = build([f"scenario.schedule.kind={kind}", "scenario.schedule.total_budget=400"])
     base = build_scenario("split_digits", compose_config(["scenario=split_digits"]).scenario, None, 0)
     counts = np.array(scenario.describe()["rehearsal_counts"])
     for t, (exp, base_exp) in enumerate(zip(scenario.experiences, base.experiences)):
+        x, y = training_tensors(scenario, t)
         # split_digits tasks have disjoint classes, so a sample's label names its source task.
         for i, source in enumerate(base.experiences[:t + 1]):
-            from_i = int(torch.isin(exp.y_train, torch.tensor(source.classes)).sum())
+            from_i = int(torch.isin(y, torch.tensor(source.classes)).sum())
             assert from_i == (len(base_exp.y_train) if i == t else counts[t, i])
-        assert len(exp.y_train) == len(base_exp.y_train) + counts[t].sum()
+        assert len(y) == exp.n_train == len(base_exp.y_train) + counts[t].sum()
+        assert scenario.describe()["train_sizes"][t] == len(y)
         assert torch.equal(exp.y_test, base_exp.y_test)  # evaluation is on the base tasks
+        # rehearsed samples are real samples of the old tasks, with their labels
+        for r, label in zip(x[len(base_exp.y_train):].flatten(1), y[len(base_exp.y_train):]):
+            source = next(s for s in base.experiences[:t] if int(label) in s.classes)
+            match = (source.x_train.flatten(1) == r).all(1)
+            assert match.any() and (source.y_train[match] == label).all()
     if kind in ("power_law", "exponential", "uniform"):
         assert counts.sum() == 400
-    # rehearsed samples are real samples of the old task
-    old = base.experiences[0].x_train.flatten(1)
-    rehearsed = scenario.experiences[1].x_train[len(base.experiences[1].y_train):].flatten(1)
-    assert all((old == r).all(1).any() for r in rehearsed)
+
+
+def test_rehearsed_samples_are_indices_not_copies():
+    """The `full` schedule on 10-task Permuted-MNIST needed ~10 GB when every phase held copies."""
+    scenario = build(["scenario.schedule.kind=full"])
+    base = build_scenario("split_digits", compose_config(["scenario=split_digits"]).scenario, None, 0)
+    for t, (exp, base_exp) in enumerate(zip(scenario.experiences, base.experiences)):
+        assert exp.x_train.shape == base_exp.x_train.shape  # its own task only
+        assert [(i, len(idx)) for i, idx in exp.rehearsal] == [(i, len(b.y_train)) for i, b in enumerate(base.experiences[:t])]
+        assert len(scenario.benchmark.train_stream[t].dataset) == exp.n_train
 
 
 def test_equal_total_budget_by_config_alone():

@@ -24,6 +24,14 @@ class Experience:
     y_test: torch.Tensor | None
     task_label: int = 0
     classes: list[int] = field(default_factory=list)
+    # Samples of earlier experiences' training sets this one trains on too, as (experience index,
+    # sample indices) pairs into their x_train: indices, not copies, so a stream that rehearses
+    # every old task (power_law.py's `full` schedule) holds each task's images once.
+    rehearsal: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train) + sum(len(idx) for _, idx in self.rehearsal)
 
 
 @dataclass
@@ -50,11 +58,20 @@ class Scenario:
         def dataset(x, y, t):
             return _make_taskaware_tensor_classification_dataset(x, y, task_labels=t)
 
+        own = [dataset(e.x_train, e.y_train, e.task_label) for e in self.experiences]
+        train = []
+        for t, e in enumerate(self.experiences):
+            if any(not 0 <= i < t for i, _ in e.rehearsal):
+                raise ValueError(f"experience {t} rehearses {[i for i, _ in e.rehearsal]}: only earlier experiences can be")
+            data = own[t]
+            for i, idx in e.rehearsal:  # Avalanche's subset and concat index lazily: nothing is copied
+                data = data.concat(own[i].subset(idx.tolist()))
+            train.append(data)
         # Task labels and class timelines (classes_in_this_experience, ...) on every experience:
         # Avalanche's dynamic modules and several plugins read them.
         self.benchmark = with_classes_timeline(with_task_labels(
             benchmark_from_datasets(
-                train=[dataset(e.x_train, e.y_train, e.task_label) for e in self.experiences],
+                train=train,
                 test=[dataset(e.x_test, e.y_test, e.task_label) for e in self.evaluation_sets],
             )
         ))
@@ -84,7 +101,7 @@ class Scenario:
             "multi_head": self.multi_head,
             "setting": self.setting,
             "classes_per_experience": [e.classes for e in self.experiences],
-            "train_sizes": [len(e.y_train) for e in self.experiences],
+            "train_sizes": [e.n_train for e in self.experiences],
             "test_sizes": [len(e.y_test) for e in self.evaluation_sets],
             "test_sets": "per experience" if self.test_sets is None else [e.classes for e in self.test_sets],
             **self.details,

@@ -5,7 +5,8 @@ schedules and their budgets).
 
 Storage of old tasks is unbounded by design: the environment keeps every old task's training
 data and the schedule, not a memory buffer, limits what is rehearsed. Strategies see ordinary
-experiences (new and old samples mixed), so any strategy runs on top, EWC or LwF included.
+experiences (new and old samples mixed), so any strategy runs on top, EWC or LwF included; an
+experience holds its rehearsed samples as indices into the old tasks (Experience.rehearsal).
 Recency is counted from a task's introduction (k = t - i, the paper's n_i(t)): every old task is
 rehearsed at every phase, so "time since last rehearsal" would always be one phase.
 """
@@ -38,15 +39,11 @@ def build_rehearsal_environment(cfg, source: DataSource, seed: int) -> Scenario:
     g = torch.Generator().manual_seed(seed)
     experiences = []
     for t, new in enumerate(base.experiences):
-        parts = [(new.x_train, new.y_train)]
-        for i in range(t):
-            if counts[t, i]:
-                old = base.experiences[i]
-                idx = torch.randperm(len(old.y_train), generator=g)[:int(counts[t, i])]
-                parts.append((old.x_train[idx], old.y_train[idx]))
+        rehearsal = [(i, torch.randperm(len(base.experiences[i].y_train), generator=g)[:int(counts[t, i])])
+                     for i in range(t) if counts[t, i]]
         experiences.append(Experience(
-            x_train=torch.cat([x for x, _ in parts]), y_train=torch.cat([y for _, y in parts]),
-            x_test=new.x_test, y_test=new.y_test, task_label=new.task_label, classes=new.classes,
+            x_train=new.x_train, y_train=new.y_train, x_test=new.x_test, y_test=new.y_test,
+            task_label=new.task_label, classes=new.classes, rehearsal=rehearsal,
         ))
     scenario = Scenario(f"power_law_rehearsal({base.name})", experiences, base.n_classes, base.input_shape,
                         setting=base.setting)
