@@ -6,7 +6,7 @@ names the key, the value and what is allowed.
 - Unknown keys: the config is compared with the one the same group choices give without value
   overrides; a key only the user's `+key=...` added is unknown.
 - Types follow the reference config's values (an int stays an int, a string a string; None
-  admits anything), except keys that also accept a list.
+  admits anything), except keys that also accept a list or null.
 - Ranges of the run's own keys (seed, batch sizes, optimizer) and the device's form. Components
   declare the ranges of their own keys where they register (one home per rule, plugins too).
 """
@@ -23,6 +23,9 @@ from cl_bench.rules import at_least, between, number_at_least, one_of, positive
 
 # Keys whose value may be a list although the default is a scalar (one value per experience).
 LIST_OK = {"train.epochs", "strategy.alpha", "strategy.prune_proportion", "scenario.class_weights"}
+# Keys that may be null although a default sets them: exactly-one-of choices, whose builder
+# checks that one is set (a rehearsal schedule's budget: rehearsal_schedule.py).
+NULL_OK = {"scenario.schedule.scale", "scenario.schedule.per_phase_budget", "scenario.schedule.total_budget"}
 
 # The run's own keys. A component's keys (scenario.*, strategy.*, model.*, addons.*, logger.*)
 # are checked by the rules it declares where it registers (cl_bench.registry), eval.* by the
@@ -42,7 +45,7 @@ DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
 def _check_type(key: str, value, reference) -> None:
-    if reference is None or (key in LIST_OK and isinstance(value, list)):
+    if reference is None or (key in LIST_OK and isinstance(value, list)) or (key in NULL_OK and value is None):
         return
     if isinstance(reference, list):
         ok, expected = isinstance(value, list), "a list"

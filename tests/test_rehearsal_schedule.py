@@ -115,3 +115,16 @@ def test_equal_total_budget_by_config_alone():
 def test_multi_head_base_is_rejected():
     with pytest.raises(ValueError, match="scenario.base: 'split_digits' is multi-head"):
         build(["scenario.base.task_labels=true"])
+
+
+def test_a_budget_can_be_switched_from_the_command_line():
+    from cl_bench.validation import validate
+
+    overrides = ["+experiment=power_law_permuted_mnist"]
+    reference = compose_config(overrides)
+    validate(compose_config([*overrides, "scenario.schedule.total_budget=null", "scenario.schedule.per_phase_budget=6667"]),
+             reference)
+    with pytest.raises(ValueError, match="train.batch_size must be an integer, got None"):
+        validate(compose_config([*overrides, "train.batch_size=null"]), reference)
+    with pytest.raises(ValueError, match="set exactly one of scale, per_phase_budget, total_budget"):
+        build(["scenario.schedule.total_budget=null"])
