@@ -29,6 +29,7 @@ TARGETS = {
     "baseline_rwalk_smnist": (0.99, "stream"), "baseline_lfl_pmnist": (0.88, "min_task"),
     "baseline_generative_replay_smnist": (0.75, "stream"), "baseline_online_replay_smnist": (0.92, "stream"),
     "baseline_mir_smnist": (0.87, "stream"), "baseline_mir_pmnist": (0.80, "stream"),
+    "baseline_cope_smnist": (0.93, "stream"),
     # Rows for a GPU machine with the real datasets (not in ../shared/data); the tests run each
     # preset on fake files in the real format.
     "baseline_agem_scifar100": (0.54, "stream"), "baseline_gem_scifar100": (0.63, "stream"),
