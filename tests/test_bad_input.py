@@ -6,9 +6,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
 # (command-line arguments, exit status, text the one line must contain)
 CASES = [
-    (["strategy=nope"], 2, "unknown strategy 'nope'; available: agem, bic, classp, cumulative"),
+    # The whole list, read from conf/ the way the CLI reads it, so a new strategy cannot break this.
+    (["strategy=nope"], 2, "unknown strategy 'nope'; available: " + ", ".join(sorted(p.stem for p in (CONF / "strategy").glob("*.yaml")))),
     (["scenario=nope"], 2, "unknown scenario 'nope'; available:"),
     (["model=transformer"], 2, "unknown model 'transformer'; available: convnet, mlp, resnet18_reduced"),
     (["optimizer=lion"], 2, "unknown optimizer 'lion'; available: adam, sgd"),
