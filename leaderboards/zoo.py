@@ -217,8 +217,9 @@ def table(out: Path, figures: Path, old: str = "") -> str:
                 results["_dir"] = str(folder)  # where first_task_curves finds curves.csv
                 groups[results["strategy"]].append(results)
         if not groups:
-            if section(old, scenario):
-                lines.append(kept(section(old, scenario), scenario))
+            earlier = section(old, scenario)
+            if earlier:
+                lines.append(kept(earlier, scenario))
             continue
         header = ["strategy", "family", "seeds"] + [label + " (%)" for label, _ in METRICS] + ["held memory (MB)", "train (s)"]
         rows = sorted((row(s, rs) for s, rs in groups.items()), key=lambda r: -float(r[3].split(" ")[0]) if r[3][0].isdigit() else 1)

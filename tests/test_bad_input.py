@@ -6,12 +6,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from cl_bench.validation import group_options
+
+STRATEGY_OPTIONS = sorted(group_options([Path(__file__).resolve().parents[1] / "conf"])["strategy"])
 
 # (command-line arguments, exit status, text the one line must contain)
 CASES = [
-    # The whole list, read from conf/ the way the CLI reads it, so a new strategy cannot break this.
-    (["strategy=nope"], 2, "unknown strategy 'nope'; available: " + ", ".join(sorted(p.stem for p in (CONF / "strategy").glob("*.yaml")))),
+    # The whole list, from the function the CLI reads it with, so a new strategy cannot break this.
+    (["strategy=nope"], 2, "unknown strategy 'nope'; available: " + ", ".join(STRATEGY_OPTIONS)),
     (["scenario=nope"], 2, "unknown scenario 'nope'; available:"),
     (["model=transformer"], 2, "unknown model 'transformer'; available: convnet, mlp, resnet18_reduced"),
     (["optimizer=lion"], 2, "unknown optimizer 'lion'; available: adam, sgd"),
