@@ -119,6 +119,32 @@ def test_rotated_stream_rotates_by_angle_step():
     assert torch.allclose(r180.x_test, torch.rot90(plain.x_test, 2, dims=(2, 3)), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["permuted_digits", "rotated_digits"])
+def test_train_per_experience_draws_a_subset_per_task_and_keeps_the_tasks(name):
+    full = build(name, None, n_experiences=3)
+    part = build(name, None, n_experiences=3, train_per_experience=100)
+    n_train = len(full.experiences[0].y_train)
+    rows = []
+    for whole, subset in zip(full.experiences, part.experiences):
+        assert len(subset.y_train) == 100 and torch.equal(subset.x_test, whole.x_test)  # test sets whole
+        # every subset image is its task's image at the same index: same task, only fewer images
+        match = (subset.x_train.flatten(1)[:, None] == whole.x_train.flatten(1)[None]).all(-1)
+        idx = match.float().argmax(1)
+        assert match.any(1).all() and torch.equal(subset.y_train, whole.y_train[idx])
+        rows.append(set(idx.tolist()))
+    assert len(rows[0] | rows[1] | rows[2]) > 100  # drawn per task, not one subset for all
+    assert len(set().union(*rows)) < n_train
+    again = build(name, None, n_experiences=3, train_per_experience=100)
+    assert all(torch.equal(a.x_train, b.x_train) for a, b in zip(part.experiences, again.experiences))
+
+
+def test_train_per_experience_larger_than_the_training_set_is_refused():
+    from cl_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"scenario.train_per_experience must be at most the \d+ training images, got 100000"):
+        build("permuted_digits", None, n_experiences=2, train_per_experience=100_000)
+
+
 def test_real_rotated_mnist_angles_differ(shared_mnist_root):
     small = build("rotated_mnist", shared_mnist_root, n_experiences=2, angle_step=10)
     large = build("rotated_mnist", shared_mnist_root, n_experiences=2, angle_step=80)
