@@ -49,6 +49,19 @@ def test_real_mnist_from_shared_data(shared_mnist_root):
     assert abs(float(data.x_train.mean())) < 0.01 and abs(float(data.x_train.std()) - 1) < 0.01
 
 
+@pytest.mark.parametrize("name", ["digits", "cifar10"])
+def test_unstandardized_pixels_are_the_files_values_in_unit_range(name, tmp_path):
+    if name == "cifar10":
+        write_fake_cifar(tmp_path, 10, per_file=10)
+    root = tmp_path if name == "cifar10" else None
+    raw = load_dataset(name, root, download=False, verify_checksums=False, standardize=False)
+    std = load_dataset(name, root, download=False, verify_checksums=False)
+    assert 0 <= float(raw.x_train.min()) and float(raw.x_train.max()) <= 1 and float(raw.x_train.max()) > 0.5
+    mean, sd = torch.tensor(std.mean).view(1, -1, 1, 1), torch.tensor(std.std).view(1, -1, 1, 1)
+    assert torch.allclose((raw.x_test - mean) / sd, std.x_test, atol=1e-5)
+    assert torch.equal(raw.y_train, std.y_train)
+
+
 def test_digits_split_is_fixed_and_stratified():
     a, b = load_dataset("digits"), load_dataset("digits")
     assert torch.equal(a.x_test, b.x_test)

@@ -1,4 +1,9 @@
-"""Whole datasets as normalized float tensors, read from torchvision's on-disk layout.
+"""Whole datasets as float tensors, read from torchvision's on-disk layout.
+
+Pixels are standardized per channel (`data.standardize`, the default, as torchvision's and
+Avalanche's MNIST and CIFAR transforms do), or left in [0, 1], as published code that passes no
+normalisation transform feeds them. Each loader returns [0, 1] pixels and the statistics to
+standardize with; `load_dataset` applies them, in one place.
 
 We parse torchvision's files ourselves (idx for MNIST-likes, pickled batches for CIFAR) instead of
 going through the torchvision dataset classes: those decode one PIL image per sample and extract
@@ -28,11 +33,22 @@ from cl_bench.errors import DataUnavailableError
 @dataclass
 class TensorData:
     name: str
-    x_train: torch.Tensor  # float32, normalized, (N, C, H, W)
+    x_train: torch.Tensor  # float32, (N, C, H, W): [0, 1] as loaded, standardized unless data.standardize=false
     y_train: torch.Tensor  # int64
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    mean: tuple[float, ...] = (0.0,)  # per channel, what standardizing subtracts
+    std: tuple[float, ...] = (1.0,)
+
+    def standardize_(self) -> "TensorData":
+        # In place: Tiny ImageNet is 5.4 GB as float32, and `(x - mean) / std` would hold two more
+        # such tensors at its peak.
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        for x in (self.x_train, self.x_test):
+            x.sub_(mean).div_(std)
+        return self
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -49,13 +65,8 @@ def resolve_data_root(root: str | None) -> Path:
     return Path(cache) / "cl-bench"
 
 
-def _normalize(images_uint8: np.ndarray, mean, std) -> torch.Tensor:
-    # In place on the one float copy: Tiny ImageNet is 5.4 GB as float32, and `(x - mean) / std`
-    # would hold two more such tensors at its peak.
-    x = torch.from_numpy(images_uint8).float().div_(255.0)
-    mean = torch.tensor(mean).view(1, -1, 1, 1)
-    std = torch.tensor(std).view(1, -1, 1, 1)
-    return x.sub_(mean).div_(std)
+def _unit(images_uint8: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images_uint8).float().div_(255.0)
 
 
 # --- MNIST-like (idx files) ---------------------------------------------------------------------
@@ -129,11 +140,11 @@ def _load_mnist_like(name: str, folder: str, tv_class: str, mean, std, root: Pat
         arrays[split] = (_read_idx(paths[images])[:, None], _read_idx(paths[labels]).astype(np.int64))
     return TensorData(
         name=name,
-        x_train=_normalize(arrays["train"][0], mean, std),
+        x_train=_unit(arrays["train"][0]),
         y_train=torch.from_numpy(arrays["train"][1]),
-        x_test=_normalize(arrays["test"][0], mean, std),
+        x_test=_unit(arrays["test"][0]),
         y_test=torch.from_numpy(arrays["test"][1]),
-        n_classes=10,
+        n_classes=10, mean=tuple(mean), std=tuple(std),
     )
 
 
@@ -165,11 +176,11 @@ def _load_cifar(name: str, root: Path, download: bool, verify: bool) -> TensorDa
                 raise DataUnavailableError(f"{base / f}: corrupt or truncated file ({exc}); replace it with a fresh copy") from None
             xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(entry[label_key], dtype=np.int64))
-        return _normalize(np.concatenate(xs), _CIFAR_MEAN, _CIFAR_STD), torch.from_numpy(np.concatenate(ys))
+        return _unit(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
     x_train, y_train = read(train_files)
     x_test, y_test = read(test_files)
-    return TensorData(name, x_train, y_train, x_test, y_test, n_classes)
+    return TensorData(name, x_train, y_train, x_test, y_test, n_classes, _CIFAR_MEAN, _CIFAR_STD)
 
 
 # --- Omniglot (one PNG per drawing) ---------------------------------------------------------------
@@ -207,8 +218,7 @@ def _load_omniglot(root: Path, download: bool, verify: bool) -> TensorData:
     y = torch.tensor(ys, dtype=torch.long)
     train = torch.tensor(is_train)
     mean, std = float(x[train].mean()), float(x[train].std())
-    x = (x - mean) / std
-    return TensorData("omniglot", x[train], y[train], x[~train], y[~train], len(characters))
+    return TensorData("omniglot", x[train], y[train], x[~train], y[~train], len(characters), (mean,), (std,))
 
 
 # --- Tiny ImageNet (the official zip's JPEG folders) --------------------------------------------
@@ -297,11 +307,11 @@ def _load_tiny_imagenet(root: Path, download: bool, verify: bool) -> TensorData:
     test_paths, test_labels = _tiny_val_split(base / "val", {w: i for i, w in enumerate(wnids)})
     return TensorData(
         name="tiny_imagenet",
-        x_train=_normalize(_read_rgb_images(train_paths), _TINY_MEAN, _TINY_STD),
+        x_train=_unit(_read_rgb_images(train_paths)),
         y_train=torch.tensor(train_labels, dtype=torch.long),
-        x_test=_normalize(_read_rgb_images(test_paths), _TINY_MEAN, _TINY_STD),
+        x_test=_unit(_read_rgb_images(test_paths)),
         y_test=torch.tensor(test_labels, dtype=torch.long),
-        n_classes=len(wnids),
+        n_classes=len(wnids), mean=_TINY_MEAN, std=_TINY_STD,
     )
 
 
@@ -323,9 +333,8 @@ def _load_digits(root: Path, download: bool, verify: bool) -> TensorData:
         images, digits.target, test_size=0.3, stratify=digits.target, random_state=0
     )
     mean, std = float(x_tr.mean()), float(x_tr.std())
-    to_x = lambda a: (torch.from_numpy(a) - mean) / std  # noqa: E731
     to_y = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
-    return TensorData("digits", to_x(x_tr), to_y(y_tr), to_x(x_te), to_y(y_te), 10)
+    return TensorData("digits", torch.from_numpy(x_tr), to_y(y_tr), torch.from_numpy(x_te), to_y(y_te), 10, (mean,), (std,))
 
 
 def _download(name: str, tv_class: str, root: Path, download: bool, searched: Path, fetch=None) -> None:
@@ -368,20 +377,23 @@ def list_datasets() -> list[str]:
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where datasets live and how they are fetched: the run's `data` config (`data.root`,
-    `data.download`, `data.verify_checksums`), handed to every scenario builder."""
+    """Where datasets live, how they are fetched and scaled: the run's `data` config (`data.root`,
+    `data.download`, `data.verify_checksums`, `data.standardize`), handed to every scenario builder."""
     root: str | None = None
     download: bool = True
     verify_checksums: bool = True  # off only for files of one's own under the standard names
+    standardize: bool = True
 
     def load(self, name: str) -> TensorData:
-        return load_dataset(name, self.root, self.download, self.verify_checksums)
+        return load_dataset(name, self.root, self.download, self.verify_checksums, self.standardize)
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True,
-                 verify_checksums: bool = True) -> TensorData:
+                 verify_checksums: bool = True, standardize: bool = True) -> TensorData:
     """`verify_checksums`: compare files with the md5 sums torchvision publishes for them (off
-    only for files of your own that use the standard names, like the tests' fake data)."""
+    only for files of your own that use the standard names, like the tests' fake data).
+    `standardize`: per-channel (x - mean) / std with the dataset's statistics; else [0, 1]."""
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset '{name}'; available: {', '.join(list_datasets())}")
-    return _LOADERS[name](resolve_data_root(str(root) if root else None), download, verify_checksums)
+    data = _LOADERS[name](resolve_data_root(str(root) if root else None), download, verify_checksums)
+    return data.standardize_() if standardize else data
