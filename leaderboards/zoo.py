@@ -54,7 +54,7 @@ FAMILIES = {
     "regularisation": ["ewc", "si", "mas", "rwalk", "lwf", "lfl", "classp"],
     "gradient projection": ["gem", "agem"],
     "rehearsal": ["replay", "online_replay", "der", "er_ace", "er_aml", "icarl", "gdumb", "bic", "gss", "mir",
-                  "mer", "lamaml", "rar", "scr"],
+                  "mer", "lamaml", "rar", "scr", "cope"],
     "generative / feature replay": ["generative_replay", "feature_replay"],
     "architectural": ["pnn", "packnet", "cwr_star"],
     "seed methods": ["fast_slow"],
