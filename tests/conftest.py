@@ -186,3 +186,14 @@ def tiny(overrides: list[str]) -> list[str]:
 
 __all__ = ["build_scenario", "compose_config", "on_default_stream", "supports", "write_fake_mnist_like", "write_fake_cifar", "write_fake_omniglot", "write_fake_tiny_imagenet",
            "tiny_imagenet_colour", "tiny_imagenet_label", "tiny", "OmegaConf"]
+
+
+def load_leaderboard_script(name: str):
+    """A script of leaderboards/ (not a package) as a module, for its functions."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "leaderboards" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

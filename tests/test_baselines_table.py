@@ -1,15 +1,9 @@
 """leaderboards/baselines.py: a preset's row holds plain runs of it, not experiments on it."""
-import importlib.util
-from pathlib import Path
-
-BASELINES = Path(__file__).resolve().parents[1] / "leaderboards" / "baselines.py"
+from tests.conftest import load_leaderboard_script
 
 
 def load_baselines():
-    spec = importlib.util.spec_from_file_location("baselines", BASELINES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_leaderboard_script("baselines")
 
 
 def test_a_run_that_changes_the_preset_is_not_counted_as_it():

@@ -1,15 +1,11 @@
 """leaderboards/zoo.py table: a scenario the runs folder does not hold keeps its earlier section."""
-import importlib.util
 from pathlib import Path
 
-ZOO = Path(__file__).resolve().parents[1] / "leaderboards" / "zoo.py"
+from tests.conftest import load_leaderboard_script
 
 
 def load_zoo():
-    spec = importlib.util.spec_from_file_location("zoo", ZOO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_leaderboard_script("zoo")
 
 
 def test_sections_of_scenarios_without_runs_are_kept(tmp_path):
