@@ -5,7 +5,8 @@ evaluation, under one set of common settings.
     python leaderboards/zoo.py run --out RUNS [--seeds 0,1,2] [--scenarios class_il,task_il,domain_il] [--jobs 2]
                                   [--skip mer,...]
     python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md   # and leaderboards/zoo_<scenario>.png
-    (a scenario RUNS does not hold keeps its section of the existing zoo.md)
+    (a scenario RUNS does not hold keeps its section of the existing zoo.md, and a strategy RUNS does
+    not hold keeps its row: one strategy's runs add or replace its row)
 
 `run` starts one `cl-bench` process per (scenario, strategy, seed) into RUNS/<scenario>/<strategy>/seed<k>
 and skips the runs already finished there, so a killed sweep resumes by running the same command.
@@ -207,8 +208,30 @@ def kept(text: str, scenario: str) -> str:
     return re.sub(r"not run: [^.]*\.", lambda _: f"not run: {not_run(scenario, rows)}.", text, count=1)
 
 
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.split("|")[1:-1]]
+
+
+def carried(earlier: str | None, scenario: str, ran) -> tuple[list[list[str]], list[str], list[str]]:
+    """From an earlier section: the rows of registered strategies RUNS does not hold, its commits and
+    its figure line, so that running one more strategy adds its row instead of dropping the others."""
+    if not earlier:
+        return [], [], []
+    wanted = set(supported(SCENARIOS[scenario][0])) - set(ran)
+    rows = [cells(line) for line in earlier.splitlines() if line.startswith("| ")][1:]  # [0]: header
+    rows = [r for r in rows if r[0].split(" ")[0] in wanted]  # "name (k diverged)"
+    commits = re.search(r"commits ([^;]*);", earlier)
+    figure = [line for line in earlier.splitlines() if line.startswith("![")]
+    return rows, (commits.group(1).split(", ") if commits and rows else []), figure
+
+
+def acc_order(cells_: list[str]) -> float:
+    return -float(cells_[3].split(" ")[0]) if cells_[3][:1].isdigit() else 1
+
+
 def table(out: Path, figures: Path, old: str = "") -> str:
-    """The tables of the scenarios RUNS holds; a scenario it does not hold keeps its section of `old`."""
+    """The tables of the scenarios RUNS holds; a scenario it does not hold keeps its section of `old`,
+    and a strategy it does not hold keeps its row there."""
     lines = [HEADER]
     for scenario in SCENARIOS:
         groups = defaultdict(list)
@@ -216,20 +239,24 @@ def table(out: Path, figures: Path, old: str = "") -> str:
             if results.get("status") in ("completed", "diverged"):
                 results["_dir"] = str(folder)  # where first_task_curves finds curves.csv
                 groups[results["strategy"]].append(results)
+        earlier = section(old, scenario)
         if not groups:
-            earlier = section(old, scenario)
             if earlier:
                 lines.append(kept(earlier, scenario))
             continue
+        old_rows, old_commits, old_figure = carried(earlier, scenario, groups)
         header = ["strategy", "family", "seeds"] + [label + " (%)" for label, _ in METRICS] + ["held memory (MB)", "train (s)"]
-        rows = sorted((row(s, rs) for s, rs in groups.items()), key=lambda r: -float(r[3].split(" ")[0]) if r[3][0].isdigit() else 1)
-        commits = sorted({(r.get("git_commit") or "?")[:10] for rs in groups.values() for r in rs})
+        rows = sorted([row(s, rs) for s, rs in groups.items()] + old_rows, key=acc_order)
+        commits = sorted({(r.get("git_commit") or "?")[:10] for rs in groups.values() for r in rs} | set(old_commits))
+        ran = [*groups, *(r[0].split(" ")[0] for r in old_rows)]
         lines += [f"## {TITLES[scenario]}", "", (f"`{' '.join(['cl-bench', *overrides(scenario, '<strategy>', 0)])}`; "
-                  f"commits {', '.join(commits)}; not run: {not_run(scenario, groups)}."), "",
+                  f"commits {', '.join(commits)}; not run: {not_run(scenario, ran)}."), "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         figure = figures / f"zoo_{scenario}.png"
-        if plot(scenario, groups, figure):
+        if old_rows:  # a figure of RUNS alone would miss the carried strategies' curves
+            lines += ["", *old_figure] if old_figure else []
+        elif plot(scenario, groups, figure):
             lines += ["", f"![first-task accuracy, {TITLES[scenario]}]({figure.name})"]
         lines.append("")
     return "\n".join(lines)
@@ -248,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("runs", type=Path)
     t.add_argument("--figures", type=Path, default=Path(__file__).parent)
     t.add_argument("--out", type=Path, help="write here, keeping the file's hand-written section from NOTES on "
-                                            "and the sections of scenarios RUNS does not hold")
+                                            "and the sections of scenarios and rows of strategies RUNS does not hold")
     args = parser.parse_args(argv)
     if args.command == "run":
         unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
