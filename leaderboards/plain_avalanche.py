@@ -6,7 +6,10 @@ Each experiment restates, in our code, what the continual-learning-baselines fil
 is named beside it), seeded as that repository's `set_seed` seeds, scored as its tests score
 (Top1_Acc_Stream after the last experience: accuracy pooled over the whole test stream).
 
-    python leaderboards/plain_avalanche.py generative_replay_smnist --seed 0 [--data ../shared/data]
+    python leaderboards/plain_avalanche.py generative_replay_smnist --seed 0 [--data ../shared/data] [--epochs N]
+
+`--epochs N` replaces the reference's epochs per experience (generative replay: the solver's and the
+generator's alike, as cl-bench's `train.epochs=N` does), for a cheaper side-by-side check.
 
 Prints Avalanche's progress (the reference's default generator logger), then, as the last line, one
 JSON line: the pooled accuracy, the per-experience accuracies and their mean (what
@@ -33,7 +36,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def generative_replay_smnist(data_root: Path, device: str):
+def generative_replay_smnist(data_root: Path, device: str, epochs: int = 10):
     """experiments/split_mnist/generative_replay.py (commit 4900462): Avalanche's GenerativeReplay
     with its default MlpVAE generator; solver MLP 400-400 ReLU, Adam lr 0.001, batch 16, 10 epochs,
     100 generated samples a batch, evaluation batch 128. SplitMNIST gets no seed: its class order
@@ -47,7 +50,7 @@ def generative_replay_smnist(data_root: Path, device: str):
     model = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0.0)
     strategy = GenerativeReplay(
         model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.001),
-        criterion=torch.nn.CrossEntropyLoss(), train_mb_size=16, train_epochs=10, eval_mb_size=128,
+        criterion=torch.nn.CrossEntropyLoss(), train_mb_size=16, train_epochs=epochs, eval_mb_size=128,
         replay_size=100, device=device, evaluator=stream_and_experience_accuracy())
     return bench, strategy
 
@@ -70,18 +73,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, help="instead of the reference's epochs per experience")
     args = parser.parse_args()
 
     start = time.perf_counter()
     seed_everything(args.seed)
-    bench, strategy = EXPERIMENTS[args.experiment](args.data, args.device)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    extra = {} if args.epochs is None else {"epochs": args.epochs}
+    bench, strategy = EXPERIMENTS[args.experiment](args.data, args.device, **extra)
     for experience in bench.train_stream:
         strategy.train(experience)
     metrics = strategy.eval(bench.test_stream)
     per_experience = [metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{i:03d}"]
                       for i in range(len(bench.test_stream))]
     print(json.dumps({
-        "experiment": args.experiment, "seed": args.seed,
+        "experiment": args.experiment, "seed": args.seed, "epochs": strategy.train_epochs,
         "pooled_acc": metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"],
         "per_experience_acc": per_experience, "mean_acc": sum(per_experience) / len(per_experience),
         "class_order": list(bench.classes_order), "seconds": round(time.perf_counter() - start),
