@@ -225,8 +225,9 @@ def carried(earlier: str | None, scenario: str, ran) -> tuple[list[list[str]], l
     return rows, (commits.group(1).split(", ") if commits and rows else []), figure
 
 
-def acc_order(cells_: list[str]) -> float:
-    return -float(cells_[3].split(" ")[0]) if cells_[3][:1].isdigit() else 1
+def acc_order(table_row: list[str]) -> float:
+    """Rows by ACC, best first; a diverged row (no number) last."""
+    return -float(table_row[3].split(" ")[0]) if table_row[3][:1].isdigit() else 1
 
 
 def table(out: Path, figures: Path, old: str = "") -> str:
