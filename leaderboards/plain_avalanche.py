@@ -76,10 +76,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="instead of the reference's epochs per experience")
     args = parser.parse_args()
 
-    start = time.perf_counter()
-    seed_everything(args.seed)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    start = time.perf_counter()
+    seed_everything(args.seed)
     extra = {} if args.epochs is None else {"epochs": args.epochs}
     bench, strategy = EXPERIMENTS[args.experiment](args.data, args.device, **extra)
     for experience in bench.train_stream:

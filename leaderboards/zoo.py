@@ -204,12 +204,13 @@ def not_run(scenario: str, ran) -> str:
 def kept(text: str, scenario: str) -> str:
     """A kept section with its "not run" list brought up to date with the registry: a strategy
     registered since the section was written is named there, not silently missing."""
-    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]  # [0]: header
+    rows = [r[0] for r in table_rows(text)]
     return re.sub(r"not run: [^.]*\.", lambda _: f"not run: {not_run(scenario, rows)}.", text, count=1)
 
 
-def cells(line: str) -> list[str]:
-    return [c.strip() for c in line.split("|")[1:-1]]
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of a section's table rows, without the header row."""
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")][1:]
 
 
 def carried(earlier: str | None, scenario: str, ran) -> tuple[list[list[str]], list[str], list[str]]:
@@ -218,8 +219,7 @@ def carried(earlier: str | None, scenario: str, ran) -> tuple[list[list[str]], l
     if not earlier:
         return [], [], []
     wanted = set(supported(SCENARIOS[scenario][0])) - set(ran)
-    rows = [cells(line) for line in earlier.splitlines() if line.startswith("| ")][1:]  # [0]: header
-    rows = [r for r in rows if r[0].split(" ")[0] in wanted]  # "name (k diverged)"
+    rows = [r for r in table_rows(earlier) if r[0].split(" ")[0] in wanted]  # "name (k diverged)"
     commits = re.search(r"commits ([^;]*);", earlier)
     figure = [line for line in earlier.splitlines() if line.startswith("![")]
     return rows, (commits.group(1).split(", ") if commits and rows else []), figure
