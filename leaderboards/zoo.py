@@ -4,9 +4,13 @@ evaluation, under one set of common settings.
 
     python leaderboards/zoo.py run --out RUNS [--seeds 0,1,2] [--scenarios class_il,task_il,domain_il] [--jobs 2]
                                   [--skip mer,...]
-    python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md   # and leaderboards/zoo_<scenario>.png
-    (a scenario RUNS does not hold keeps its section of the existing zoo.md, and a strategy RUNS does
-    not hold keeps its row: one strategy's runs add or replace its row)
+    python leaderboards/zoo.py table [RUNS] --out leaderboards/zoo.md   # and leaderboards/zoo_<scenario>.png
+
+`table` first adds RUNS' finished runs to leaderboards/zoo_runs/<scenario>.jsonl (one line per run,
+replacing a line of the same strategy and seed), then builds every table and figure from those
+records: they are committed, so a later session adds seeds instead of rerunning the ones before.
+A scenario without records keeps its section of the existing zoo.md, and a strategy without
+records keeps its row there (rows from before the records existed).
 
 `run` starts one `cl-bench` process per (scenario, strategy, seed) into RUNS/<scenario>/<strategy>/seed<k>
 and skips the runs already finished there, so a killed sweep resumes by running the same command.
@@ -16,6 +20,7 @@ machine busy without the two runs fighting over them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -30,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from cl_bench.registry import STRATEGIES
 from cl_bench.results.leaderboard import first_task_curves
-from cl_bench.results.run_folder import all_results, finished_results
+from cl_bench.results.run_folder import FINISHED, all_results, finished_results, write_atomic
 
 # Settings every run shares; the strategy's own hyperparameters come from conf/strategy/<name>.yaml.
 # Adam (lr 0.001, batch 128) and the MLP 400-400 as van de Ven et al. (Nature MI 2022) use for every
@@ -88,12 +93,53 @@ def run_one(out: Path, scenario: str, strategy: str, seed: int) -> str:
 
 
 def run(out: Path, scenarios: list[str], seeds: list[int], jobs: int, skip: set[str] = frozenset()) -> int:
-    todo = [(scenario, strategy, seed) for seed in seeds for scenario in scenarios
-            for strategy in supported(SCENARIOS[scenario][0]) if strategy not in skip]
+    # A strategy's seeds one after another: a sweep stopped early leaves whole rows, which the records keep.
+    todo = [(scenario, strategy, seed) for scenario in scenarios for strategy in supported(SCENARIOS[scenario][0])
+            if strategy not in skip for seed in seeds]
     with ThreadPoolExecutor(jobs) as pool:
         for line in pool.map(lambda job: run_one(out, *job), todo):
             print(line, flush=True)
     return 0
+
+
+RECORDS = Path(__file__).parent / "zoo_runs"
+
+
+def record(folder: Path, results: dict) -> dict:
+    """What the tables and figures need from one finished run, small enough to commit (the run
+    folders are scratch: model weights, logs)."""
+    curve = first_task_curves({"_dir": str(folder)})
+    held = (results.get("held_memory_bytes") or {}).get("total")
+    train = results.get("train_time_s")
+    evaluation = (results.get("continual_evaluation") or {}).get("eval_time_s", 0.0)
+    return {"strategy": results["strategy"], "seed": results["seed"], "status": results["status"],
+            "git_commit": results.get("git_commit"),
+            "metrics": {k: round(v, 6) if isinstance(v, float) else v for k, v in results.get("metrics", {}).items()},
+            "held_memory_mb": None if held is None else round(held / 1e6, 3),
+            "train_s": None if train is None else round(train - evaluation, 2),
+            "first_task": [[i, round(a, 4)] for i, a in zip(*curve)] if curve else []}
+
+
+def load_records(records: Path, scenario: str) -> list[dict]:
+    path = records / f"{scenario}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+
+
+def collect(runs: Path, records: Path) -> int:
+    """Add the finished runs under RUNS/<scenario>/ to the records; a run replaces the record of
+    its strategy and seed. Returns how many runs were added."""
+    added = 0
+    for scenario in SCENARIOS:
+        new = [record(folder, results) for folder, results in all_results(runs / scenario)
+               if results.get("status") in FINISHED]
+        if not new:
+            continue
+        merged = {(r["strategy"], r["seed"]): r for r in [*load_records(records, scenario), *new]}
+        records.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps(merged[key], sort_keys=True) + "\n" for key in sorted(merged)]
+        write_atomic(records / f"{scenario}.jsonl", lambda f: f.write("".join(lines)))
+        added += len(new)
+    return added
 
 
 def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -116,8 +162,8 @@ def row(strategy: str, runs: list[dict]) -> list[str]:
     for _, key in METRICS:
         values = [r["metrics"].get(key) for r in done]
         cells.append(mean_std([v for v in values if isinstance(v, (int, float))]))
-    held = [r["held_memory_bytes"]["total"] / 1e6 for r in done]
-    train = [r["train_time_s"] - r["continual_evaluation"]["eval_time_s"] for r in done]
+    held = [r["held_memory_mb"] for r in done]
+    train = [r["train_s"] for r in done]
     cells += [f"{statistics.fmean(held):.1f}", f"{statistics.fmean(train):.0f}"]
     if diverged:
         cells[0] += f" ({diverged} diverged)"
@@ -134,7 +180,7 @@ def plot(scenario: str, groups: dict[str, list[dict]], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=150)
     drew = False
     for strategy in PLOTTED:
-        curves = [c for c in (first_task_curves(r) for r in groups.get(strategy, []) if r["status"] == "completed") if c]
+        curves = [list(zip(*r["first_task"])) for r in groups.get(strategy, []) if r["status"] == "completed" and r["first_task"]]
         if not curves:
             continue
         same = [c for c in curves if c[0] == curves[0][0]]
@@ -182,6 +228,9 @@ about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER al
 
     CL_BENCH_DATA=../shared/data python leaderboards/zoo.py run --out RUNS --seeds 0,1,2
     python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md
+
+Every run behind a table is a line of `leaderboards/zoo_runs/<scenario>.jsonl` (metrics, commit,
+first-task curve): a new seed is added by running it alone and the same `table` command.
 """
 
 
@@ -230,16 +279,14 @@ def acc_order(table_row: list[str]) -> float:
     return -float(table_row[3].split(" ")[0]) if table_row[3][:1].isdigit() else 1
 
 
-def table(out: Path, figures: Path, old: str = "") -> str:
-    """The tables of the scenarios RUNS holds; a scenario it does not hold keeps its section of `old`,
-    and a strategy it does not hold keeps its row there."""
+def table(records: Path, figures: Path, old: str = "") -> str:
+    """The tables of the scenarios with records; a scenario without keeps its section of `old`,
+    and a strategy without keeps its row there."""
     lines = [HEADER]
     for scenario in SCENARIOS:
         groups = defaultdict(list)
-        for folder, results in all_results(out / scenario):
-            if results.get("status") in ("completed", "diverged"):
-                results["_dir"] = str(folder)  # where first_task_curves finds curves.csv
-                groups[results["strategy"]].append(results)
+        for r in sorted(load_records(records, scenario), key=lambda r: r["seed"]):
+            groups[r["strategy"]].append(r)
         earlier = section(old, scenario)
         if not groups:
             if earlier:
@@ -255,7 +302,7 @@ def table(out: Path, figures: Path, old: str = "") -> str:
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         figure = figures / f"zoo_{scenario}.png"
-        if old_rows:  # a figure of RUNS alone would miss the carried strategies' curves
+        if any(r[0].split(" ")[0] in PLOTTED for r in old_rows):  # carried rows have no curves to draw
             lines += ["", *old_figure] if old_figure else []
         elif plot(scenario, groups, figure):
             lines += ["", f"![first-task accuracy, {TITLES[scenario]}]({figure.name})"]
@@ -273,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--skip", default="", help="strategies not to run (a table's 'not run' list names them)")
     t = sub.add_parser("table")
-    t.add_argument("runs", type=Path)
+    t.add_argument("runs", type=Path, nargs="?", help="run folders to add to the records first")
+    t.add_argument("--records", type=Path, default=RECORDS)
     t.add_argument("--figures", type=Path, default=Path(__file__).parent)
     t.add_argument("--out", type=Path, help="write here, keeping the file's hand-written section from NOTES on "
                                             "and the sections of scenarios and rows of strategies RUNS does not hold")
@@ -286,8 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         if skip - set(STRATEGIES.names()):
             parser.error(f"unknown strategy '{sorted(skip - set(STRATEGIES.names()))[0]}' in --skip; see `cl-bench list strategies`")
         return run(args.out, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], args.jobs, skip)
+    if args.runs is not None:
+        if not args.runs.is_dir():
+            parser.error(f"runs folder '{args.runs}' does not exist")
+        print(f"{collect(args.runs, args.records)} runs added to {args.records}", file=sys.stderr)
     old = args.out.read_text() if args.out is not None and args.out.is_file() else ""
-    text = table(args.runs, args.figures, old)
+    text = table(args.records, args.figures, old)
     if args.out is None:
         print(text)
         return 0

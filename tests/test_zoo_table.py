@@ -1,4 +1,5 @@
-"""leaderboards/zoo.py table: a scenario the runs folder does not hold keeps its earlier section."""
+"""leaderboards/zoo.py table: runs become committed records, tables come from the records, and what has
+no records keeps its earlier section or row."""
 from pathlib import Path
 
 from tests.conftest import load_leaderboard_script
@@ -31,28 +32,71 @@ def test_a_kept_sections_not_run_list_names_strategies_registered_since():
     assert "| naive | reference |\n| replay | rehearsal |\n" in text
 
 
-def test_runs_of_one_strategy_add_its_row_and_keep_the_others(tmp_path):
+METRICS = {"acc": 0.5, "forgetting": 0.1, "min_acc": 0.2, "wc_acc": 0.3, "wf10": 0.4, "sg": 0.05, "rec": 0.01}
+
+
+def write_run(runs, strategy, seed, acc, commit="newcommit99", scenario="class_il"):
     import json
 
+    folder = runs / scenario / strategy / f"seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({
+        "status": "completed", "strategy": strategy, "seed": seed, "git_commit": commit,
+        "metrics": {**METRICS, "acc": acc}, "held_memory_bytes": {"total": 2e6}, "train_time_s": 9.0,
+        "continual_evaluation": {"eval_time_s": 4.0}}))
+    (folder / "curves.csv").write_text("iteration,experience,task,accuracy\n0,0,0,0.1\n1,0,0,0.9\n1,0,1,0.5\n")
+
+
+def test_runs_of_one_strategy_add_its_row_and_keep_the_others(tmp_path):
     zoo = load_zoo()
-    metrics = {"acc": 0.5, "forgetting": 0.1, "min_acc": 0.2, "wc_acc": 0.3, "wf10": 0.4, "sg": 0.05, "rec": 0.01}
     for seed, acc in ((0, 0.50), (1, 0.52)):
-        folder = tmp_path / "runs" / "class_il" / "cope" / f"seed{seed}"
-        folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps({
-            "status": "completed", "strategy": "cope", "git_commit": "newcommit99", "metrics": {**metrics, "acc": acc},
-            "held_memory_bytes": {"total": 2e6}, "train_time_s": 9.0, "continual_evaluation": {"eval_time_s": 4.0}}))
+        write_run(tmp_path / "runs", "cope", seed, acc)
+    assert zoo.collect(tmp_path / "runs", tmp_path / "records") == 2
     columns = "| strategy | family | seeds | ACC (%) |" + " x |" * 9
     old = (f"## {zoo.TITLES['class_il']}\n\n`cl-bench ...`; commits abc; not run: cope, ewc.\n\n{columns}\n"
            "|---|\n| replay | rehearsal | 3 | 81.9 ± 0.6 | r |\n| naive | reference | 3 | 19.9 ± 0.1 | n |\n"
            "| cope | rehearsal | 1 | 99.0 ± 0.0 | stale |\n\n![first-task accuracy](zoo_class_il.png)\n")
-    text = zoo.table(tmp_path / "runs", tmp_path, old)
+    text = zoo.table(tmp_path / "records", tmp_path, old)
     rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
-    # cope's row is rebuilt from its runs (the stale one dropped), the others carried, all by ACC
+    # cope's row is rebuilt from its records (the stale one dropped), the others carried, all by ACC
     assert [r.split("|")[1].strip() for r in rows] == ["replay", "cope", "naive"]
     assert rows[0] == "| replay | rehearsal | 3 | 81.9 ± 0.6 | r |"
     assert rows[1].startswith("| cope | rehearsal | 2 | 51.0 ± 1.4 |")
+    assert rows[1].endswith("| 2.0 | 5 |")  # held memory in MB; train time without the evaluation's
     expected_not_run = sorted(set(zoo.supported("class_incremental")) - {"replay", "naive", "cope"})
     assert f"commits abc, newcommit9; not run: {', '.join(expected_not_run)}." in text
-    assert "![first-task accuracy](zoo_class_il.png)" in text  # the earlier figure, not one of cope alone
+    # replay and naive are plotted strategies without curves here: the earlier figure stays
+    assert "![first-task accuracy](zoo_class_il.png)" in text
     assert not (tmp_path / "zoo_class_il.png").exists()
+
+
+def test_a_later_seed_pools_with_the_committed_records_and_a_rerun_replaces_its_own(tmp_path):
+    zoo = load_zoo()
+    records = tmp_path / "records"
+    for seed, acc in ((0, 0.50), (1, 0.52)):
+        write_run(tmp_path / "first", "naive", seed, acc, commit="aaaaaaaaaa11")
+    zoo.collect(tmp_path / "first", records)
+    # a later session: the first run folders are gone; seed 2 is new and seed 1 is run again
+    write_run(tmp_path / "later", "naive", 2, 0.54, commit="bbbbbbbbbb22")
+    write_run(tmp_path / "later", "naive", 1, 0.60, commit="bbbbbbbbbb22")
+    assert zoo.collect(tmp_path / "later", records) == 2
+    lines = (records / "class_il.jsonl").read_text().splitlines()
+    assert [(r["seed"], r["metrics"]["acc"]) for r in map(__import__("json").loads, lines)] == [(0, 0.5), (1, 0.6), (2, 0.54)]
+    text = zoo.table(records, tmp_path, "")
+    row = next(line for line in text.splitlines() if line.startswith("| naive "))
+    assert row.startswith("| naive | reference | 3 | 54.7 ± 5.0 |")
+    assert "commits aaaaaaaaaa, bbbbbbbbbb;" in text
+    # naive is plotted and has records: the figure is drawn from their first-task curves
+    assert "![first-task accuracy, Split-MNIST, class-incremental](zoo_class_il.png)" in text
+    assert (tmp_path / "zoo_class_il.png").stat().st_size > 0
+
+
+def test_table_cli_refuses_a_missing_runs_folder(tmp_path, capsys):
+    import pytest
+
+    zoo = load_zoo()
+    with pytest.raises(SystemExit) as exit_info:
+        zoo.main(["table", str(tmp_path / "missing"), "--records", str(tmp_path / "records")])
+    assert exit_info.value.code == 2
+    assert "runs folder" in capsys.readouterr().err
+    assert not (tmp_path / "records").exists()
