@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +37,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def mnist_without_writing(data_root: Path, scratch: Path) -> Path:
+    """A root for torchvision's MNIST that links the compressed files of `data_root`: torchvision
+    extracts them next to themselves, and the shared data folder must stay as it is."""
+    raw = scratch / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for archive in sorted((Path(data_root) / "MNIST" / "raw").glob("*.gz")):
+        (raw / archive.name).symlink_to(archive.resolve())
+    return scratch
+
+
 def generative_replay_smnist(data_root: Path, device: str, epochs: int = 10):
     """experiments/split_mnist/generative_replay.py (commit 4900462): Avalanche's GenerativeReplay
     with its default MlpVAE generator; solver MLP 400-400 ReLU, Adam lr 0.001, batch 16, 10 epochs,
@@ -45,7 +56,8 @@ def generative_replay_smnist(data_root: Path, device: str, epochs: int = 10):
     from avalanche.models import SimpleMLP
     from avalanche.training import GenerativeReplay
 
-    bench = SplitMNIST(5, return_task_id=False, dataset_root=data_root)
+    with tempfile.TemporaryDirectory() as scratch:  # the datasets are read into memory here
+        bench = SplitMNIST(5, return_task_id=False, dataset_root=mnist_without_writing(data_root, Path(scratch)))
     # SimpleMLP is the reference's MLP (Linear-ReLU-Dropout blocks, a linear head) with dropout 0
     model = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0.0)
     strategy = GenerativeReplay(
