@@ -36,6 +36,15 @@ def signal_name() -> str:
     return signal.Signals(_requested).name if _requested else "no signal"
 
 
+def stop_if_requested() -> None:
+    """For training a strategy does after an experience's last update (generative replay's
+    generator, BiC's bias layer): that work has no checkpoint of its own, so a request stops it at
+    once, and the run resumes from its last checkpoint and does it again; waiting for it to end
+    would hold the signal for minutes, past a scheduler's grace period."""
+    if _requested:
+        raise Preempted(_requested)
+
+
 def _record(signum, frame) -> None:
     global _requested
     _requested = signum

@@ -42,6 +42,7 @@ from avalanche.training.storage_policy import ExperienceBalancedBuffer, Reservoi
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from cl_bench import preemption
 from cl_bench.errors import ConfigError
 from cl_bench.registry import register_strategy
 from cl_bench.rules import Rule, at_least, optional, positive
@@ -176,6 +177,7 @@ class BiCPlugin(AvalancheBiCPlugin):
                 loss.backward()
                 optimizer.step()
             scheduler.step()
+            preemption.stop_if_requested()  # this stage has no checkpoint of its own
 
     # --- checkpoints ----------------------------------------------------------------------------
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import torch
 from avalanche.models.generator import MlpVAE, VAE_loss
+from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import GenerativeReplayPlugin as AvalancheGenerativeReplayPlugin
 from avalanche.training.supervised import VAETraining
 from avalanche.training.templates import SupervisedTemplate
 from torchvision import transforms
 
+from cl_bench import preemption
 from cl_bench.data.buffers import dataset_state
 from cl_bench.registry import register_strategy
 from cl_bench.rules import at_least, optional, positive, number_at_least
@@ -40,6 +42,14 @@ class SampleWithoutGrad(AvalancheGenerativeReplayPlugin):
     def before_training_iteration(self, strategy, **kwargs):
         with torch.no_grad():
             super().before_training_iteration(strategy, **kwargs)
+
+
+class StopWhenPreempted(SupervisedPlugin):
+    """The generator trains after the solver's last update of an experience, for as many epochs,
+    without checkpoints of its own: a preemption stops it at once instead of after it."""
+
+    def after_training_iteration(self, strategy, **kwargs):
+        preemption.stop_if_requested()
 
 
 class GenerativeReplayPlugin(SampleWithoutGrad):
@@ -70,7 +80,7 @@ class GenerativeReplayPlugin(SampleWithoutGrad):
         self.generator_strategy = VAETraining(
             model=vae, optimizer=optimizer, criterion=VAE_loss, train_mb_size=self.train_mb_size,
             eval_mb_size=self.eval_mb_size, device=self.device, evaluator=quiet_evaluator(),
-            plugins=[self.generator_replay])
+            plugins=[self.generator_replay, StopWhenPreempted()])
         self.generator = vae
 
     def before_training(self, strategy, *args, **kwargs):

@@ -315,3 +315,42 @@ def test_a_resumed_run_continues_its_wandb_run_with_each_point_once(run_job, int
     for key in ("iteration", "experience", "update"):  # curves, task-end rows, learning rates
         assert points(second, key) == points(reference, key)
     assert second["summary"]["acc"] == reference["summary"]["acc"]
+
+
+# A second training stage after an experience's last update, with no checkpoint of its own:
+# (strategy, the method that runs it, its call in the second experience).
+SECOND_STAGES = [("generative_replay", "strategies.generative_replay.GenerativeReplayPlugin", "after_training_exp", 2),
+                 ("bic", "strategies.bic.BiCPlugin", "bias_correction_step", 1)]  # BiC's stage starts there
+
+
+@pytest.mark.parametrize("strategy, owner, stage, call", SECOND_STAGES, ids=[s[0] for s in SECOND_STAGES])
+def test_a_signal_during_a_second_training_stage_stops_it_at_once(strategy, owner, stage, call, run_job, monkeypatch,
+                                                                  tmp_path):
+    """Generative replay's generator and BiC's bias layer train after the solver's last update of an
+    experience: SIGTERM there stops the run before that stage ends (not after it, minutes later),
+    and the same command resumes from the last boundary to the uninterrupted run's results."""
+    import importlib
+
+    overrides = tiny(["model.hidden_sizes=[32]", "seed=3", f"strategy={strategy}"])
+    a = run_job(overrides, name="a")
+    module, name = owner.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    original, calls = getattr(cls, stage), []
+
+    def signal_as_the_stage_starts(self, strategy, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, strategy, **kwargs)
+
+    monkeypatch.setattr(cls, stage, signal_as_the_stage_starts)
+    with pytest.raises(SystemExit) as stopped:
+        run_job(overrides, name="b")
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["status"] == "preempted"
+    # the second experience is not recorded (its stage did not end): it is trained again on resumption
+    assert len((tmp_path / "b" / "progress.jsonl").read_text().splitlines()) == 1
+    monkeypatch.setattr(cls, stage, original)
+    b = run_job(overrides, name="b")
+    assert b["status"] == "completed" and b["resumed_from"] == [1]
+    assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
