@@ -128,10 +128,17 @@ def load_records(records: Path, scenario: str) -> list[dict]:
 def collect(runs: Path, records: Path) -> int:
     """Add the finished runs under RUNS/<scenario>/ to the records; a run replaces the record of
     its strategy and seed. Returns how many runs were added."""
+    found = {scenario: [(folder, results) for folder, results in all_results(runs / scenario)
+                        if results.get("status") in FINISHED] for scenario in SCENARIOS}
+    for scenario, finished in found.items():  # all checked before anything is written
+        for folder, results in finished:
+            expected = overrides(scenario, results["strategy"], results["seed"])
+            if results.get("overrides") != expected:
+                raise ValueError(f"{folder} was not run with the zoo's settings: its overrides are "
+                                 f"{' '.join(results.get('overrides') or [])!r}, the zoo's {' '.join(expected)!r}")
     added = 0
-    for scenario in SCENARIOS:
-        new = [record(folder, results) for folder, results in all_results(runs / scenario)
-               if results.get("status") in FINISHED]
+    for scenario, finished in found.items():
+        new = [record(folder, results) for folder, results in finished]
         if not new:
             continue
         merged = {(r["strategy"], r["seed"]): r for r in [*load_records(records, scenario), *new]}
@@ -337,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs is not None:
         if not args.runs.is_dir():
             parser.error(f"runs folder '{args.runs}' does not exist")
-        print(f"{collect(args.runs, args.records)} runs added to {args.records}", file=sys.stderr)
+        try:
+            print(f"{collect(args.runs, args.records)} runs added to {args.records}", file=sys.stderr)
+        except ValueError as error:
+            parser.error(str(error))
     old = args.out.read_text() if args.out is not None and args.out.is_file() else ""
     text = table(args.records, args.figures, old)
     if args.out is None:

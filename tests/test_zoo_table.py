@@ -35,13 +35,15 @@ def test_a_kept_sections_not_run_list_names_strategies_registered_since():
 METRICS = {"acc": 0.5, "forgetting": 0.1, "min_acc": 0.2, "wc_acc": 0.3, "wf10": 0.4, "sg": 0.05, "rec": 0.01}
 
 
-def write_run(runs, strategy, seed, acc, commit="newcommit99", scenario="class_il"):
+def write_run(runs, strategy, seed, acc, commit="newcommit99", scenario="class_il", overrides=None):
     import json
 
+    zoo = load_zoo()
     folder = runs / scenario / strategy / f"seed{seed}"
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps({
         "status": "completed", "strategy": strategy, "seed": seed, "git_commit": commit,
+        "overrides": zoo.overrides(scenario, strategy, seed) if overrides is None else overrides,
         "metrics": {**METRICS, "acc": acc}, "held_memory_bytes": {"total": 2e6}, "train_time_s": 9.0,
         "continual_evaluation": {"eval_time_s": 4.0}}))
     (folder / "curves.csv").write_text("iteration,experience,task,accuracy\n0,0,0,0.1\n1,0,0,0.9\n1,0,1,0.5\n")
@@ -99,4 +101,19 @@ def test_table_cli_refuses_a_missing_runs_folder(tmp_path, capsys):
         zoo.main(["table", str(tmp_path / "missing"), "--records", str(tmp_path / "records")])
     assert exit_info.value.code == 2
     assert "runs folder" in capsys.readouterr().err
+    assert not (tmp_path / "records").exists()
+
+
+def test_a_run_with_other_settings_is_refused_and_nothing_is_recorded(tmp_path, capsys):
+    import pytest
+
+    zoo = load_zoo()
+    write_run(tmp_path / "runs", "naive", 0, 0.5)
+    other = [o if o != "train.epochs=1" else "train.epochs=3" for o in zoo.overrides("class_il", "replay", 0)]
+    write_run(tmp_path / "runs", "replay", 0, 0.9, overrides=other)
+    with pytest.raises(SystemExit) as exit_info:
+        zoo.main(["table", str(tmp_path / "runs"), "--records", str(tmp_path / "records")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "replay/seed0 was not run with the zoo's settings" in err and "train.epochs=3" in err
     assert not (tmp_path / "records").exists()
