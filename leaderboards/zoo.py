@@ -113,7 +113,7 @@ def record(folder: Path, results: dict) -> dict:
     train = results.get("train_time_s")
     evaluation = (results.get("continual_evaluation") or {}).get("eval_time_s", 0.0)
     return {"strategy": results["strategy"], "seed": results["seed"], "status": results["status"],
-            "git_commit": results.get("git_commit"),
+            "git_commit": results.get("git_commit"), "overrides": results.get("overrides"),
             "metrics": {k: round(v, 6) if isinstance(v, float) else v for k, v in results.get("metrics", {}).items()},
             "held_memory_mb": None if held is None else round(held / 1e6, 3),
             "train_s": None if train is None else round(train - evaluation, 2),
@@ -125,6 +125,16 @@ def load_records(records: Path, scenario: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
 
 
+def same_settings(scenario: str, records: list[dict], where: str) -> None:
+    """Every run of a table under the zoo's settings as they are now: after a change of COMMON,
+    an old record would otherwise sit in a table whose header states other settings."""
+    for r in records:
+        expected = overrides(scenario, r["strategy"], r["seed"])
+        if r.get("overrides") != expected:
+            raise ValueError(f"{where}: {r['strategy']} seed {r['seed']} was not run with the zoo's settings: its "
+                             f"overrides are {' '.join(r.get('overrides') or [])!r}, the zoo's {' '.join(expected)!r}")
+
+
 def collect(runs: Path, records: Path) -> int:
     """Add the finished runs under RUNS/<scenario>/ to the records; a run replaces the record of
     its strategy and seed. Returns how many runs were added."""
@@ -132,10 +142,7 @@ def collect(runs: Path, records: Path) -> int:
                         if results.get("status") in FINISHED] for scenario in SCENARIOS}
     for scenario, finished in found.items():  # all checked before anything is written
         for folder, results in finished:
-            expected = overrides(scenario, results["strategy"], results["seed"])
-            if results.get("overrides") != expected:
-                raise ValueError(f"{folder} was not run with the zoo's settings: its overrides are "
-                                 f"{' '.join(results.get('overrides') or [])!r}, the zoo's {' '.join(expected)!r}")
+            same_settings(scenario, [results], str(folder))
     added = 0
     for scenario, finished in found.items():
         new = [record(folder, results) for folder, results in finished]
@@ -292,7 +299,9 @@ def table(records: Path, figures: Path, old: str = "") -> str:
     lines = [HEADER]
     for scenario in SCENARIOS:
         groups = defaultdict(list)
-        for r in sorted(load_records(records, scenario), key=lambda r: r["seed"]):
+        recorded = load_records(records, scenario)
+        same_settings(scenario, recorded, str(records / f"{scenario}.jsonl"))
+        for r in sorted(recorded, key=lambda r: r["seed"]):
             groups[r["strategy"]].append(r)
         earlier = section(old, scenario)
         if not groups:
@@ -349,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             parser.error(str(error))
     old = args.out.read_text() if args.out is not None and args.out.is_file() else ""
-    text = table(args.records, args.figures, old)
+    try:
+        text = table(args.records, args.figures, old)
+    except ValueError as error:
+        parser.error(str(error))
     if args.out is None:
         print(text)
         return 0

@@ -115,5 +115,19 @@ def test_a_run_with_other_settings_is_refused_and_nothing_is_recorded(tmp_path, 
         zoo.main(["table", str(tmp_path / "runs"), "--records", str(tmp_path / "records")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "replay/seed0 was not run with the zoo's settings" in err and "train.epochs=3" in err
+    assert "replay/seed0: replay seed 0 was not run with the zoo's settings" in err and "train.epochs=3" in err
     assert not (tmp_path / "records").exists()
+
+
+def test_records_from_other_settings_than_the_zoos_now_are_refused(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    zoo = load_zoo()
+    write_run(tmp_path / "runs", "naive", 0, 0.5)
+    zoo.collect(tmp_path / "runs", tmp_path / "records")
+    monkeypatch.setattr(zoo, "COMMON", [o if o != "train.epochs=1" else "train.epochs=2" for o in zoo.COMMON])
+    with pytest.raises(SystemExit) as exit_info:
+        zoo.main(["table", "--records", str(tmp_path / "records"), "--figures", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "class_il.jsonl: naive seed 0 was not run with the zoo's settings" in err and "train.epochs=2" in err
