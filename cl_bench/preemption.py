@@ -3,7 +3,8 @@
 SIGUSR2 is what SLURM sends ahead of a preemption or a time limit (`--signal=USR2@90`, `scancel
 --signal=USR2`) and what submitit listens to; SIGTERM is `scancel` and a plain `kill`. The handler
 only records the request: the state is whole between updates, so the midway checkpoint is written
-there (cl_bench/midway.py), or at the next experience boundary. `Preempted` then ends the attempt
+there (cl_bench/midway.py), or at the next experience boundary; work with no checkpoint of its
+own (a second training stage after an experience) stops at once (`stop_if_requested`). `Preempted` then ends the attempt
 (results.json says `preempted`, the checkpoints stay) and the signal goes on to whoever handled it
 before the run: under submitit, its handler requeues the job, which resumes from the checkpoint;
 with no handler, the process exits with 128 + the signal's number, as if the signal had killed it.
@@ -23,8 +24,8 @@ _previous: dict[int, object] = {}
 class Preempted(BaseException):
     """Not an Exception: nothing in a strategy may swallow it on its way out of training."""
 
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name} after writing a checkpoint")
+    def __init__(self, signum: int, where: str = "after writing a checkpoint"):
+        super().__init__(f"stopped by {signal.Signals(signum).name} {where}")
         self.signum = signum
 
 
@@ -36,13 +37,13 @@ def signal_name() -> str:
     return signal.Signals(_requested).name if _requested else "no signal"
 
 
-def stop_if_requested() -> None:
-    """For training a strategy does after an experience's last update (generative replay's
-    generator, BiC's bias layer): that work has no checkpoint of its own, so a request stops it at
-    once, and the run resumes from its last checkpoint and does it again; waiting for it to end
-    would hold the signal for minutes, past a scheduler's grace period."""
+def stop_if_requested(where: str = "after writing a checkpoint") -> None:
+    """Stop for a recorded signal, here. Training a strategy does after an experience's last update
+    (generative replay's generator, BiC's bias layer) calls it too, `where` saying so: that work has
+    no checkpoint of its own, so it stops at once and the run does it again from its last
+    checkpoint; waiting for it to end would hold the signal for minutes, past a scheduler's grace."""
     if _requested:
-        raise Preempted(_requested)
+        raise Preempted(_requested, where)
 
 
 def _record(signum, frame) -> None:

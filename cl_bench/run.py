@@ -296,8 +296,7 @@ def train_and_evaluate(cfg: DictConfig, output_dir: Path, attempt: Attempt) -> N
         logged_rates = len(lr_schedule.rows)
         if k + 1 < len(steps):
             checkpoint.write(output_dir, strategy, progress, results["config"], attempt.started, writes)
-            if preemption.requested():
-                raise preemption.Preempted(preemption.requested())
+            preemption.stop_if_requested()
 
     # --- finish ---
     results["metrics"] = task_end_metrics(results["acc_matrix"], [len(e.y_test) for e in scenario.evaluation_sets])

@@ -347,7 +347,9 @@ def test_a_signal_during_a_second_training_stage_stops_it_at_once(strategy, owne
     with pytest.raises(SystemExit) as stopped:
         run_job(overrides, name="b")
     assert stopped.value.code == 128 + signal.SIGTERM
-    assert json.loads((tmp_path / "b" / "results.json").read_text())["status"] == "preempted"
+    stopped = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert stopped["status"] == "preempted" and "resumes from the last checkpoint" in stopped["error"]
+    assert "after writing a checkpoint" not in stopped["error"]  # it wrote none
     # the second experience is not recorded (its stage did not end): it is trained again on resumption
     assert len((tmp_path / "b" / "progress.jsonl").read_text().splitlines()) == 1
     monkeypatch.setattr(cls, stage, original)
