@@ -38,12 +38,12 @@ def seed_everything(seed: int) -> None:
 
 
 def mnist_without_writing(data_root: Path, scratch: Path) -> Path:
-    """A root for torchvision's MNIST that links the compressed files of `data_root`: torchvision
-    extracts them next to themselves, and the shared data folder must stay as it is."""
+    """A root for torchvision's MNIST that links the files of `data_root`'s MNIST/raw: torchvision
+    extracts archives next to themselves, and the shared data folder must stay as it is."""
     raw = scratch / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for archive in sorted((Path(data_root) / "MNIST" / "raw").glob("*.gz")):
-        (raw / archive.name).symlink_to(archive.resolve())
+    for file in sorted((Path(data_root) / "MNIST" / "raw").iterdir()):
+        (raw / file.name).symlink_to(file.resolve())
     return scratch
 
 

@@ -93,7 +93,8 @@ def run_one(out: Path, scenario: str, strategy: str, seed: int) -> str:
 
 
 def run(out: Path, scenarios: list[str], seeds: list[int], jobs: int, skip: set[str] = frozenset()) -> int:
-    # A strategy's seeds one after another: a sweep stopped early leaves whole rows, which the records keep.
+    # A strategy's seeds one after another: a sweep stopped early leaves whole rows but for the strategies
+    # it was running.
     todo = [(scenario, strategy, seed) for scenario in scenarios for strategy in supported(SCENARIOS[scenario][0])
             if strategy not in skip for seed in seeds]
     with ThreadPoolExecutor(jobs) as pool:
@@ -122,7 +123,18 @@ def record(folder: Path, results: dict) -> dict:
 
 def load_records(records: Path, scenario: str) -> list[dict]:
     path = records / f"{scenario}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+    if not path.is_file():
+        return []
+    loaded = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            r = json.loads(line)
+            if not {"strategy", "seed", "status", "metrics"} <= r.keys():
+                raise ValueError("a record has strategy, seed, status and metrics")
+        except ValueError as error:  # json's errors are ValueErrors too
+            raise ValueError(f"{path}:{number}: not a zoo record ({error})") from None
+        loaded.append(r)
+    return loaded
 
 
 def same_settings(scenario: str, records: list[dict], where: str) -> None:
@@ -137,23 +149,27 @@ def same_settings(scenario: str, records: list[dict], where: str) -> None:
 
 def collect(runs: Path, records: Path) -> int:
     """Add the finished runs under RUNS/<scenario>/ to the records; a run replaces the record of
-    its strategy and seed. Returns how many runs were added."""
+    its strategy and seed. Returns how many records were added or changed."""
     found = {scenario: [(folder, results) for folder, results in all_results(runs / scenario)
                         if results.get("status") in FINISHED] for scenario in SCENARIOS}
+    existing = {scenario: load_records(records, scenario) for scenario in SCENARIOS}
     for scenario, finished in found.items():  # all checked before anything is written
+        same_settings(scenario, existing[scenario], str(records / f"{scenario}.jsonl"))
         for folder, results in finished:
             same_settings(scenario, [results], str(folder))
-    added = 0
+    changed = 0
     for scenario, finished in found.items():
-        new = [record(folder, results) for folder, results in finished]
+        merged = {(r["strategy"], r["seed"]): r for r in existing[scenario]}
+        new = [r for r in (record(folder, results) for folder, results in finished)
+               if merged.get((r["strategy"], r["seed"])) != r]
         if not new:
             continue
-        merged = {(r["strategy"], r["seed"]): r for r in [*load_records(records, scenario), *new]}
+        merged.update({(r["strategy"], r["seed"]): r for r in new})
         records.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps(merged[key], sort_keys=True) + "\n" for key in sorted(merged)]
         write_atomic(records / f"{scenario}.jsonl", lambda f: f.write("".join(lines)))
-        added += len(new)
-    return added
+        changed += len(new)
+    return changed
 
 
 def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -176,9 +192,9 @@ def row(strategy: str, runs: list[dict]) -> list[str]:
     for _, key in METRICS:
         values = [r["metrics"].get(key) for r in done]
         cells.append(mean_std([v for v in values if isinstance(v, (int, float))]))
-    held = [r["held_memory_mb"] for r in done]
-    train = [r["train_s"] for r in done]
-    cells += [f"{statistics.fmean(held):.1f}", f"{statistics.fmean(train):.0f}"]
+    held = [r["held_memory_mb"] for r in done if r.get("held_memory_mb") is not None]
+    train = [r["train_s"] for r in done if r.get("train_s") is not None]
+    cells += [f"{statistics.fmean(held):.1f}" if held else "n/a", f"{statistics.fmean(train):.0f}" if train else "n/a"]
     if diverged:
         cells[0] += f" ({diverged} diverged)"
     return cells
@@ -277,8 +293,8 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def carried(earlier: str | None, scenario: str, ran) -> tuple[list[list[str]], list[str], list[str]]:
-    """From an earlier section: the rows of registered strategies RUNS does not hold, its commits and
-    its figure line, so that running one more strategy adds its row instead of dropping the others."""
+    """From an earlier section: the rows of registered strategies without records, its commits and
+    its figure line, so that recording one more strategy adds its row instead of dropping the others."""
     if not earlier:
         return [], [], []
     wanted = set(supported(SCENARIOS[scenario][0])) - set(ran)
@@ -340,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--records", type=Path, default=RECORDS)
     t.add_argument("--figures", type=Path, default=Path(__file__).parent)
     t.add_argument("--out", type=Path, help="write here, keeping the file's hand-written section from NOTES on "
-                                            "and the sections of scenarios and rows of strategies RUNS does not hold")
+                                            "and the sections of scenarios and rows of strategies without records")
     args = parser.parse_args(argv)
     if args.command == "run":
         unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
@@ -354,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.runs.is_dir():
             parser.error(f"runs folder '{args.runs}' does not exist")
         try:
-            print(f"{collect(args.runs, args.records)} runs added to {args.records}", file=sys.stderr)
+            print(f"{collect(args.runs, args.records)} records added or changed in {args.records}", file=sys.stderr)
         except ValueError as error:
             parser.error(str(error))
     old = args.out.read_text() if args.out is not None and args.out.is_file() else ""

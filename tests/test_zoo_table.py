@@ -131,3 +131,33 @@ def test_records_from_other_settings_than_the_zoos_now_are_refused(tmp_path, cap
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "class_il.jsonl: naive seed 0 was not run with the zoo's settings" in err and "train.epochs=2" in err
+
+
+def test_a_diverged_run_is_recorded_and_counted_and_collecting_again_changes_nothing(tmp_path):
+    import json
+
+    zoo = load_zoo()
+    write_run(tmp_path / "runs", "si", 0, 0.4)
+    folder = tmp_path / "runs" / "class_il" / "si" / "seed1"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({  # what a diverged run writes: no metrics, no times
+        "status": "diverged", "strategy": "si", "seed": 1, "git_commit": "c0ffee", "metrics": {},
+        "overrides": zoo.overrides("class_il", "si", 1), "diverged_at": {"experience": 1, "iteration": 3}}))
+    assert zoo.collect(tmp_path / "runs", tmp_path / "records") == 2
+    assert zoo.collect(tmp_path / "runs", tmp_path / "records") == 0  # the same runs again: nothing new
+    row = next(line for line in zoo.table(tmp_path / "records", tmp_path).splitlines() if line.startswith("| si"))
+    assert row.startswith("| si (1 diverged) | regularisation | 1 | 40.0 ± 0.0 |")
+
+
+def test_a_damaged_records_file_is_named_with_its_line(tmp_path, capsys):
+    import pytest
+
+    zoo = load_zoo()
+    write_run(tmp_path / "runs", "naive", 0, 0.5)
+    zoo.collect(tmp_path / "runs", tmp_path / "records")
+    path = tmp_path / "records" / "class_il.jsonl"
+    path.write_text(path.read_text() + '{"strategy": "naive"\n')
+    with pytest.raises(SystemExit) as exit_info:
+        zoo.main(["table", "--records", str(tmp_path / "records"), "--figures", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"{path}:2: not a zoo record" in capsys.readouterr().err
