@@ -223,8 +223,9 @@ class MidwayCheckpoints(SupervisedPlugin):
             self.write(strategy, {"epoch": strategy.clock.train_exp_epochs, "loader": self.log.state(),
                                   "memory_iterators": memory})
             self.updates_since, self.last_write = 0, time.monotonic()
-        preemption.stop_if_requested("after writing a checkpoint" if self.enabled else
-                                     "with no checkpoint inside the experience: it resumes from its start")
+        if requested:  # the value read above: a signal arriving since is answered after the next update
+            raise preemption.Preempted(requested, "after writing a checkpoint" if self.enabled else
+                                       "with no checkpoint inside the experience: it resumes from its start")
 
     def after_training_exp(self, strategy, **kwargs):
         self.updates_since = 0  # the boundary checkpoint follows

@@ -46,6 +46,11 @@ def stop_if_requested(where: str = "after writing a checkpoint") -> None:
         raise Preempted(_requested, where)
 
 
+def stop_during(stage: str) -> None:
+    """`stop_if_requested` for a second training stage, whose work is done again on resume."""
+    stop_if_requested(f"during {stage}: it resumes from the last checkpoint")
+
+
 def _record(signum, frame) -> None:
     global _requested
     _requested = signum

@@ -177,7 +177,7 @@ class BiCPlugin(AvalancheBiCPlugin):
                 loss.backward()
                 optimizer.step()
             scheduler.step()
-            preemption.stop_if_requested("during the bias-correction stage: it resumes from the last checkpoint")
+            preemption.stop_during("the bias-correction stage")
 
     # --- checkpoints ----------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ class StopWhenPreempted(SupervisedPlugin):
     without checkpoints of its own: a preemption stops it at once instead of after it."""
 
     def after_training_iteration(self, strategy, **kwargs):
-        preemption.stop_if_requested("during the generator's training: it resumes from the last checkpoint")
+        preemption.stop_during("the generator's training")
 
 
 class GenerativeReplayPlugin(SampleWithoutGrad):

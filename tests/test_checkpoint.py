@@ -356,3 +356,25 @@ def test_a_signal_during_a_second_training_stage_stops_it_at_once(strategy, owne
     b = run_job(overrides, name="b")
     assert b["status"] == "completed" and b["resumed_from"] == [1]
     assert {k: b[k] for k in STABLE} == {k: a[k] for k in STABLE}
+
+
+def test_a_signal_arriving_after_an_update_checked_for_one_is_answered_after_the_next(monkeypatch):
+    """The stop is decided on the signal read before the checkpoint decision: a signal that lands
+    between that read and the stop waits one update, then a checkpoint is written and the run stops
+    saying so (never 'after writing a checkpoint' with none written)."""
+    from types import SimpleNamespace
+
+    from cl_bench import midway, preemption
+
+    written = []
+    plugin = midway.MidwayCheckpoints(every_updates=None, every_seconds=None, device="cpu",
+                                      write=lambda strategy, position: written.append(position))
+    strategy = SimpleNamespace(plugins=[], clock=SimpleNamespace(train_exp_epochs=0))
+    reads = iter([None])  # the first read happens just before the signal lands
+    monkeypatch.setattr(preemption, "_requested", signal.SIGUSR2)
+    monkeypatch.setattr(preemption, "requested", lambda: next(reads, signal.SIGUSR2))
+    plugin.after_training_iteration(strategy)
+    assert written == []
+    with pytest.raises(preemption.Preempted, match="SIGUSR2 after writing a checkpoint"):
+        plugin.after_training_iteration(strategy)
+    assert len(written) == 1
