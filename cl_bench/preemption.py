@@ -6,7 +6,8 @@ only records the request: the state is whole between updates, so the midway chec
 there (cl_bench/midway.py), or at the next experience boundary; work with no checkpoint of its
 own (a second training stage after an experience) stops at once (`stop_if_requested`).
 `Preempted` then ends the attempt (results.json says `preempted`, the checkpoints stay) and the
-signal goes on to whoever handled it before the run: under submitit, its handler requeues the job, which resumes from the checkpoint;
+signal goes on to whoever handled it before the run: under submitit, its handler requeues the
+job, which resumes from the checkpoint;
 with no handler, the process exits with 128 + the signal's number, as if the signal had killed it.
 """
 from __future__ import annotations
