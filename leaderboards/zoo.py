@@ -237,21 +237,22 @@ Common settings: MLP 784-400-400 (ReLU), Adam lr 0.001, batch 128, 1 epoch per e
 (Split-MNIST: ~94 updates per task; Permuted-MNIST: ~469), rehearsal memory 200 samples in all for
 every method that keeps one (GEM / A-GEM: 200 / number of experiences per experience), the
 strategy's other hyperparameters from `conf/strategy/<name>.yaml` (defaults and their papers in
-its comments). Continual evaluation: a fixed 1000-sample subset of each seen task's test split
-after every update (Permuted-MNIST: after each of a task's first 25 updates, then every 50th,
-because 10 tasks x 469 updates x up to 10 tasks would cost ~15x the training; that schedule is
-within 0.5 points of every update on min-ACC, benchmarks/eval_schedules.py) and before each task's
-first update; ACC and forgetting are
-task-end numbers on the full test splits.
+its comments). Adam is torch's fused kernel from commit 42b45a1 on and its for-loop kernel before:
+the same update up to float rounding (of the rows here, only MER's on Permuted-MNIST ran fused).
+Continual evaluation: a fixed 1000-sample subset of each seen task's test split after every update
+(Permuted-MNIST: after each of a task's first 25 updates, then every 50th, because 10 tasks x 469
+updates x up to 10 tasks would cost ~15x the training; that schedule is within 0.5 points of every
+update on min-ACC, benchmarks/eval_schedules.py) and before each task's first update; ACC and
+forgetting are task-end numbers on the full test splits.
 
 Columns (definitions in `leaderboards/README.md` and `cl_bench/evaluation/stability.py`): ACC,
 forgetting, min-ACC, WC-ACC, WF^10 as there; gap depth (SG): a seen task's accuracy just before a
 task switch minus its lowest point while the next task is learned; recovered (REC): its accuracy
 at the end of that task minus the same lowest point (both averaged over old tasks, then over
-switches); held memory: what the strategy
-keeps besides the model (optimizer state, buffers, importances, model copies); train: seconds of
-training without the evaluation. Mean ± std over seeds; rows by ACC. A row that reads
-"diverged (k/n)" had non-finite weights or loss in k of n runs (the run stops with exit 3).
+switches); held memory: what the strategy keeps besides the model (optimizer state, buffers,
+importances, model copies); train: seconds of training without the evaluation. Mean ± std over
+seeds; rows by ACC. A row that reads "diverged (k/n)" had non-finite weights or loss in k of n
+runs (the run stops with exit 3).
 
 Regenerate the tables and figures (the hand-written "What the tables show" section is kept;
 about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER alone ~27 min a run):
