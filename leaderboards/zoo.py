@@ -255,7 +255,7 @@ seeds; rows by ACC. A row that reads "diverged (k/n)" had non-finite weights or 
 runs (the run stops with exit 3).
 
 Regenerate the tables and figures (the hand-written "What the tables show" section is kept;
-about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER alone ~27 min a run):
+about 2 h 30 for Split-MNIST x 3 seeds on the 2-core development machine, MER alone ~11-14 min a run):
 
     CL_BENCH_DATA=../shared/data python leaderboards/zoo.py run --out RUNS --seeds 0,1,2
     python leaderboards/zoo.py table RUNS --out leaderboards/zoo.md
