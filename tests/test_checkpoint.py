@@ -200,12 +200,16 @@ def cli(run_dir: Path, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for_lines(path: Path, n: int, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for_lines(path: Path, n: int, process: subprocess.Popen, timeout: float = 120) -> list[float]:
+    """When each of the first n lines appeared (monotonic seconds, polled every 20 ms)."""
+    deadline, seen = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) >= n:
-            return
-        assert process.poll() is None, f"the run ended before {n} experiences:\n{process.stdout.read()}"
+        ended = process.poll() is not None  # before the read: a run that wrote n lines and ended is seen
+        lines = len(path.read_text().splitlines()) if path.exists() else 0
+        seen += [time.monotonic()] * (min(lines, n) - len(seen))
+        if len(seen) >= n:
+            return seen
+        assert not ended, f"the run ended before {n} experiences:\n{process.stdout.read()}"
         time.sleep(0.02)
     raise AssertionError(f"no {n} experiences in {timeout} s")
 
@@ -216,12 +220,13 @@ def test_killed_or_preempted_processes_resume_with_the_same_command_to_the_same_
     after the update in progress with a checkpoint, exits as the signal would and resumes there."""
     # Epochs long enough (about 1 s per experience on an idle machine) that a signal sent a
     # fraction of an experience after one ends lands inside the next; the fraction is measured on
-    # the reference run, so a loaded machine (slower experiences) waits longer.
+    # the reference run's experiences, so a loaded machine (slower experiences) waits longer. Not
+    # on its whole run: a slow start-up made that "quarter" longer than an experience.
     overrides = ["strategy=replay", "train.epochs=40", "seed=7"]
-    started = time.monotonic()
     reference = cli(tmp_path / "a", *overrides)
+    ends = wait_for_lines(tmp_path / "a" / "progress.jsonl", 5, reference, timeout=300)
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
-    delay = max(0.3, 0.25 * (time.monotonic() - started) / 5)  # a quarter of an experience, start-up included
+    delay = 0.25 * min(b - a for a, b in zip(ends, ends[1:]))  # a quarter of the shortest experience
     for done, signum in ((1, signal.SIGKILL), (2, signal.SIGUSR2), (3, signal.SIGTERM)):
         process = cli(tmp_path / "b", *overrides)
         wait_for_lines(tmp_path / "b" / "progress.jsonl", done, process)
